@@ -1,0 +1,12 @@
+# Windows PowerShell: make venv\ if missing, install the requirements, then train.
+# All arguments go to train.py, e.g.  .\run_train.ps1 --n_epochs 50
+$ErrorActionPreference = "Stop"
+Set-Location $PSScriptRoot
+if (-not (Test-Path "venv\Scripts\python.exe")) {
+    python -m venv venv
+    if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
+}
+& .\venv\Scripts\python.exe -m pip install -r requirements.txt
+if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
+& .\venv\Scripts\python.exe train.py @args
+exit $LASTEXITCODE

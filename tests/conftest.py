@@ -1,0 +1,72 @@
+"""Shared fixtures: tiny MNIST-format files and one short training run."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+N_TRAIN, N_TEST = 200, 50
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write a uint8 array in the IDX format of the MNIST files (big-endian header)."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape
+    )
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def synthetic_digits(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` 28 x 28 uint8 images (a bright bar whose place depends on the label) and labels."""
+    labels = rng.integers(0, 10, n)
+    images = rng.integers(0, 40, (n, 28, 28))
+    for image, label in zip(images, labels, strict=True):
+        image[4:24, 2 + 2 * label : 6 + 2 * label] = 255
+    return images, labels
+
+
+@pytest.fixture(scope="session")
+def mnist_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding MNIST/raw with the four IDX files, as a download leaves them."""
+    root = tmp_path_factory.mktemp("data")
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for split, n in (("train", N_TRAIN), ("t10k", N_TEST)):
+        images, labels = synthetic_digits(n, rng)
+        write_idx(raw / f"{split}-images-idx3-ubyte", images)
+        write_idx(raw / f"{split}-labels-idx1-ubyte", labels)
+    return root
+
+
+def run_train(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``train.py`` with ``args`` in a subprocess; output captured as text."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *args],
+        cwd=cwd or REPO, env=env, capture_output=True, text=True, timeout=600,
+    )
+
+
+def output_flags(out: Path) -> list[str]:
+    """The flags that send every output of a run under ``out``."""
+    return ["--results_dir", str(out / "results"), "--weights_dir", str(out / "weights"),
+            "--log_dir", str(out / "logs")]
+
+
+# A short run: 2 epochs of 3 batches of 16, every output switched on.
+SHORT_RUN = ["--n_epochs", "2", "--limit_batches", "3", "--batch_size", "16",
+             "--save_interval", "1", "--sample_interval", "2", "--device", "cpu"]
+
+
+@pytest.fixture(scope="session")
+def short_run(mnist_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The output folder of one short training run on the synthetic MNIST."""
+    out = tmp_path_factory.mktemp("run")
+    result = run_train(*SHORT_RUN, "--data_dir", str(mnist_root), *output_flags(out))
+    assert result.returncode == 0, result.stderr
+    return out

@@ -1,0 +1,77 @@
+"""MNIST loading: values, shapes, batching and the message when the data is missing."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from torchvision import transforms
+from torchvision.datasets import MNIST
+
+from tests.conftest import N_TEST, N_TRAIN
+from utils import data_loader
+from utils.data_loader import MNISTNotFoundError, load_mnist, make_loader
+
+
+def test_shapes_range_and_labels(mnist_root: Path) -> None:
+    images, labels = load_mnist(mnist_root, train=True)
+    assert images.shape == (N_TRAIN, 1, 28, 28) and images.dtype == torch.float32
+    assert labels.shape == (N_TRAIN,) and labels.dtype == torch.int64
+    assert images.min() == -1 and images.max() == 1
+    test_images, _ = load_mnist(mnist_root, train=False)
+    assert test_images.shape == (N_TEST, 1, 28, 28)
+
+
+def test_values_equal_the_textbook_transform(mnist_root: Path) -> None:
+    textbook = MNIST(str(mnist_root), train=True, transform=transforms.Compose(
+        [transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))]))
+    images, labels = load_mnist(mnist_root)
+    for i in (0, 1, N_TRAIN - 1):
+        image, label = textbook[i]
+        assert torch.equal(images[i], image)
+        assert labels[i] == label
+
+
+def test_loader_batches_cover_every_image_once(mnist_root: Path) -> None:
+    images, _ = load_mnist(mnist_root)
+    loader = make_loader(images, 64, torch.Generator().manual_seed(0))
+    batches = list(loader)
+    assert [len(b) for b in batches] == [64, 64, 64, N_TRAIN - 3 * 64]
+    seen = torch.cat(batches).flatten(1)
+    # every image exactly once: the sorted rows equal the sorted original rows
+    assert torch.equal(seen.sum(1).sort().values, images.flatten(1).sum(1).sort().values)
+    assert not torch.equal(batches[0], images[:64])  # shuffled
+
+
+def test_loader_order_follows_its_generator(mnist_root: Path) -> None:
+    images, _ = load_mnist(mnist_root)
+
+    def first_batch(seed: int) -> torch.Tensor:
+        return next(iter(make_loader(images, 32, torch.Generator().manual_seed(seed))))
+
+    assert torch.equal(first_batch(1), first_batch(1))
+    assert not torch.equal(first_batch(1), first_batch(2))
+
+
+def test_loader_with_workers_gives_the_same_batches(mnist_root: Path) -> None:
+    images, _ = load_mnist(mnist_root)
+    plain = list(make_loader(images, 50, torch.Generator().manual_seed(3)))
+    workers = list(make_loader(images, 50, torch.Generator().manual_seed(3), num_workers=2))
+    assert all(torch.equal(a, b) for a, b in zip(plain, workers, strict=True))
+
+
+def test_missing_data_without_network_names_the_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nno network")
+
+    monkeypatch.setattr(data_loader, "MNIST", no_network)
+    with pytest.raises(MNISTNotFoundError) as caught:
+        load_mnist(tmp_path / "nowhere")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert str(tmp_path / "nowhere" / "MNIST" / "raw") in message
+    assert "Error downloading train-images-idx3-ubyte.gz" in message
+    for name in data_loader.RAW_FILES:
+        assert name in message
+    assert "--data_dir" in message

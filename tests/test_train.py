@@ -1,0 +1,184 @@
+"""train.py end to end: every promised file, the logs' contents, resume, the CLI."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tests.conftest import REPO, SHORT_RUN, output_flags, run_train
+from utils.recorder import COLUMNS, TENSORBOARD_TAGS
+
+N_STEPS = 6  # SHORT_RUN: 2 epochs x 3 batches
+
+
+def test_every_promised_file_is_written(short_run: Path) -> None:
+    results, weights = short_run / "results", short_run / "weights"
+    expected_results = {
+        "config.json", "training_data.csv", "training_data.json", "training_curves.png",
+        "epoch_1_final.png", "epoch_2_final.png", "interpolation_epoch_1.png",
+        "interpolation_epoch_2.png", "sample_step_2.png", "sample_step_4.png",
+        "sample_step_6.png",
+    }
+    expected_weights = {
+        "checkpoint.pth", "generator_final.pth", "discriminator_final.pth",
+        "generator_epoch_1.pth", "generator_epoch_2.pth",
+        "discriminator_epoch_1.pth", "discriminator_epoch_2.pth",
+    }
+    assert {p.name for p in results.iterdir()} == expected_results
+    assert {p.name for p in weights.iterdir()} == expected_weights
+    with Image.open(results / "epoch_2_final.png") as grid:
+        assert grid.size == (242, 242)  # 8 x 8 tiles of 28 pixels, 2-pixel borders
+    with Image.open(results / "interpolation_epoch_2.png") as grid:
+        assert grid.size == (10 * 30 + 2, 8 * 30 + 2)  # 8 rows of 10 steps
+    with Image.open(results / "training_curves.png") as curves:
+        assert curves.size == (1000, 700)
+
+
+def test_csv_and_json_hold_one_record_per_batch(short_run: Path) -> None:
+    csv = pd.read_csv(short_run / "results" / "training_data.csv")
+    assert tuple(csv.columns) == COLUMNS
+    assert csv["step"].tolist() == list(range(1, N_STEPS + 1))
+    assert csv["epoch"].tolist() == [1, 1, 1, 2, 2, 2]
+    assert csv["batch"].tolist() == [1, 2, 3, 1, 2, 3]
+    assert (csv[["D_loss", "G_loss"]] > 0).all().all()
+    assert csv[["D(x)", "D(G(z))", "D(G(z))_post"]].apply(lambda c: c.between(0, 1)).all().all()
+    records = json.loads((short_run / "results" / "training_data.json").read_text())
+    assert len(records) == N_STEPS
+    assert records[4]["D(G(z))"] == pytest.approx(csv["D(G(z))"][4], rel=1e-12)
+    assert set(records[0]) == set(COLUMNS)
+
+
+def test_tensorboard_events_match_the_csv(short_run: Path) -> None:
+    (run_dir,) = (short_run / "logs").iterdir()
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0})
+    events.Reload()
+    csv = pd.read_csv(short_run / "results" / "training_data.csv")
+    for column, tag in TENSORBOARD_TAGS.items():
+        series = events.Scalars(tag)
+        assert [e.step for e in series] == csv["step"].tolist()
+        assert [e.value for e in series] == pytest.approx(csv[column].tolist(), rel=1e-6)
+    images = events.Images("samples/fixed_noise")
+    assert [e.step for e in images] == [3, 6]
+    assert (images[0].width, images[0].height) == (242, 242)
+
+
+def test_config_and_checkpoint_describe_the_run(short_run: Path) -> None:
+    config = json.loads((short_run / "results" / "config.json").read_text())
+    assert config["batch_size"] == 16 and config["lr"] == 0.0002 and config["beta1"] == 0.5
+    assert config["device"] == "cpu" and config["seed"] == 0
+    checkpoint = torch.load(short_run / "weights" / "checkpoint.pth", weights_only=True)
+    assert checkpoint["epoch"] == 2 and checkpoint["step"] == N_STEPS
+    assert checkpoint["fixed_noise"].shape == (64, 100, 1, 1)
+    assert checkpoint["config"]["n_epochs"] == 2
+    assert set(checkpoint) >= {"generator", "discriminator", "optimizer_G", "optimizer_D", "rng"}
+    final = torch.load(short_run / "weights" / "generator_final.pth", weights_only=True)
+    for key, value in checkpoint["generator"].items():
+        assert torch.equal(final[key], value)
+
+
+def readme_snippet() -> str:
+    """The README's Python block that loads weights/generator_final.pth."""
+    blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.DOTALL)
+    (snippet,) = [b for b in blocks if "weights/generator_final.pth" in b]
+    return snippet
+
+
+def test_readme_snippet_runs_on_the_trained_weights(short_run: Path) -> None:
+    snippet = readme_snippet()
+    assert "generate_fixed_noise_grid(netG, noise, 'my_generated_images.png')" in snippet
+    result = subprocess.run([sys.executable, "-c", snippet], cwd=short_run,
+                            env={**os.environ, "PYTHONPATH": str(REPO)},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    with Image.open(short_run / "my_generated_images.png") as grid:
+        assert grid.size == (242, 242)
+        assert len(set(grid.convert("L").getdata())) > 10  # an image, not a blank
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(
+    short_run: Path, mnist_root: Path, tmp_path: Path
+) -> None:
+    common = [*SHORT_RUN, "--data_dir", str(mnist_root), *output_flags(tmp_path)]
+    first = run_train(*common, "--n_epochs", "1")
+    assert first.returncode == 0, first.stderr
+    resumed = run_train(*common, "--resume", str(tmp_path / "weights" / "checkpoint.pth"))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout
+    straight = pd.read_csv(short_run / "results" / "training_data.csv")
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "results" / "training_data.csv"),
+                                  straight)
+    for name in ("generator_final.pth", "discriminator_final.pth"):
+        a = torch.load(tmp_path / "weights" / name, weights_only=True)
+        b = torch.load(short_run / "weights" / name, weights_only=True)
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    (run_dir,) = (tmp_path / "logs").iterdir()  # the resumed run logs into the same folder
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    assert [e.step for e in events.Scalars("loss/D")] == list(range(1, N_STEPS + 1))
+
+
+FLAGS = {"--batch_size": "128", "--n_epochs": "50", "--lr": "0.0002", "--beta1": "0.5",
+         "--nz": "100", "--ngf": "64", "--ndf": "64", "--save_interval": "10",
+         "--sample_interval": "500", "--data_dir": "data", "--results_dir": "results",
+         "--weights_dir": "weights", "--log_dir": "logs", "--device": "auto", "--seed": "0",
+         "--num_workers": "0", "--limit_batches": "all", "--resume": "start afresh"}
+
+
+def test_help_lists_every_flag_with_its_default() -> None:
+    result = run_train("--help")
+    assert result.returncode == 0
+    options = result.stdout.split("options:")[1]
+    text = " ".join(options.split())  # undo argparse's line wrapping
+    for flag, default in FLAGS.items():
+        match = re.search(rf"{flag}\b.*?\(default: ([^,)]+)", text)
+        assert match, flag
+        assert match.group(1) == default, flag
+
+
+@pytest.mark.parametrize(("args", "flag"), [
+    (["--batch_size", "0"], "--batch_size"),
+    (["--lr", "-1"], "--lr"),
+    (["--n_epochs", "abc"], "--n_epochs"),
+    (["--beta1", "1"], "--beta1"),
+    (["--sample_interval", "-5"], "--sample_interval"),
+    (["--lr", "nan"], "--lr"),
+    (["--num_workers", "-1"], "--num_workers"),
+    (["--device", "tpu"], "--device"),
+])
+def test_bad_values_exit_2_with_one_line_naming_the_flag(args: list[str], flag: str) -> None:
+    result = run_train(*args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"argument {flag}:" in lines[0], result.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
+def test_missing_cuda_is_one_line() -> None:
+    result = run_train("--device", "cuda")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "train.py: error: --device cuda: PyTorch sees no cuda device here; "
+        "use --device auto or cpu (see --help)")
+
+
+def test_missing_mnist_without_network_is_one_line(tmp_path: Path) -> None:
+    # Point the download at a closed local port so it fails fast, with or without internet.
+    env = {**os.environ, "PYTHONPATH": str(REPO), "http_proxy": "http://127.0.0.1:9",
+           "https_proxy": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
+           "HTTPS_PROXY": "http://127.0.0.1:9"}
+    result = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "--data_dir", str(tmp_path / "none"),
+         *output_flags(tmp_path)], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: MNIST is not in ")
+    assert "train-images-idx3-ubyte" in last and "--data_dir" in last

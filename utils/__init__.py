@@ -1,0 +1,1 @@
+"""Data, visualisation and training helpers for the DCGAN scripts."""

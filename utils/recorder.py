@@ -1,0 +1,78 @@
+"""Where a run's numbers go: CSV and TensorBoard every batch, JSON and curves every epoch."""
+
+import csv
+from pathlib import Path
+
+import pandas as pd
+from torch import Tensor
+from torch.utils.tensorboard import SummaryWriter
+
+from utils.files import atomic_path
+from utils.training import STAT_NAMES
+from utils.visualization import image_grid, plot_training_curves
+
+COLUMNS = ("epoch", "batch", "step", *STAT_NAMES)
+
+# TensorBoard tags allow only letters, digits and "-/_.", so D(x) cannot be a tag name.
+TENSORBOARD_TAGS = {
+    "D_loss": "loss/D",
+    "G_loss": "loss/G",
+    "D(x)": "D_output/real",
+    "D(G(z))": "D_output/fake",
+    "D(G(z))_post": "D_output/fake_after_D_step",
+}
+
+
+class TrainingRecorder:
+    """Records a run: CSV and TensorBoard every batch, JSON and curves every epoch.
+
+    ``training_data.csv`` gets a row per batch, flushed at once, so a crash keeps every
+    finished batch; ``training_data.json`` and ``training_curves.png`` are regenerated
+    from it at each epoch's end.
+
+    Args:
+        results_dir: folder of the CSV, JSON and curves.
+        run_log_dir: TensorBoard folder of this run.
+        resume_step: continue a run whose checkpoint was taken after this step: rows and
+            events of later steps (written after the checkpoint) are dropped. ``None``
+            starts afresh.
+    """
+
+    def __init__(
+        self, results_dir: Path, run_log_dir: Path, resume_step: int | None = None
+    ) -> None:
+        self.csv_path = results_dir / "training_data.csv"
+        self.json_path = results_dir / "training_data.json"
+        self.curves_path = results_dir / "training_curves.png"
+        if resume_step is None or not self.csv_path.exists():
+            with open(self.csv_path, "w", newline="") as f:
+                csv.writer(f).writerow(COLUMNS)
+        else:
+            kept = pd.read_csv(self.csv_path).query("step <= @resume_step")
+            with atomic_path(self.csv_path) as tmp:
+                kept.to_csv(tmp, index=False)
+        self._csv_file = open(self.csv_path, "a", newline="")  # noqa: SIM115 (closed in close())
+        self._csv = csv.writer(self._csv_file)
+        purge_step = None if resume_step is None else resume_step + 1
+        self.tensorboard = SummaryWriter(str(run_log_dir), purge_step=purge_step)
+
+    def log_step(self, epoch: int, batch: int, step: int, stats: dict[str, float]) -> None:
+        """Record one batch's numbers (keys ``STAT_NAMES``) as a CSV row and scalars."""
+        self._csv.writerow([epoch, batch, step, *(stats[name] for name in STAT_NAMES)])
+        self._csv_file.flush()
+        for name, tag in TENSORBOARD_TAGS.items():
+            self.tensorboard.add_scalar(tag, stats[name], step)
+
+    def log_epoch(self, step: int, samples: Tensor) -> None:
+        """Log the fixed-noise samples ``(N, 1, 28, 28)`` and refresh the JSON and curves."""
+        self.tensorboard.add_image("samples/fixed_noise", image_grid(samples), step)
+        self.tensorboard.flush()
+        log = pd.read_csv(self.csv_path)
+        with atomic_path(self.json_path) as tmp:
+            log.to_json(tmp, orient="records", indent=1, double_precision=15)
+        plot_training_curves(self.csv_path, self.curves_path)
+
+    def close(self) -> None:
+        """Flush and close the CSV and TensorBoard files."""
+        self._csv_file.close()
+        self.tensorboard.close()

@@ -1,0 +1,108 @@
+"""One GAN step, and the run-time plumbing around it: device, seeds, random states."""
+
+import random
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.optim import Optimizer
+
+STAT_NAMES = ("D_loss", "G_loss", "D(x)", "D(G(z))", "D(G(z))_post")
+
+
+def gan_step(
+    netG: nn.Module,
+    netD: nn.Module,
+    optimizer_G: Optimizer,
+    optimizer_D: Optimizer,
+    real: Tensor,
+    nz: int,
+) -> dict[str, float]:
+    """One DCGAN update on a batch of real images ``(N, 1, 28, 28)``: D first, then G.
+
+    Returns plain numbers, keyed by ``STAT_NAMES``:
+        D_loss: -log D(x) - log(1 - D(G(z))), batch means;
+        G_loss: -log D(G(z)) (non-saturating);
+        D(x): mean score of the real batch (1 = D is sure they are real);
+        D(G(z)): mean score of the fakes before D's update (0.5 = D cannot tell);
+        D(G(z))_post: mean score of the same fakes after D's update, as G saw them.
+    """
+    n = real.size(0)
+    real_label = torch.ones(n, device=real.device)
+    fake_label = torch.zeros(n, device=real.device)
+    fake = netG(torch.randn(n, nz, 1, 1, device=real.device))
+
+    # (1) D: maximise log D(x) + log(1 - D(G(z))); the fakes are detached so G is untouched.
+    # Real and fake images go through D as separate batches, so each has its own BatchNorm
+    # statistics, as in the DCGAN reference code.
+    optimizer_D.zero_grad(set_to_none=True)
+    d_real = netD(real)
+    d_fake = netD(fake.detach())
+    loss_D = F.binary_cross_entropy(d_real, real_label) + F.binary_cross_entropy(d_fake, fake_label)
+    loss_D.backward()
+    optimizer_D.step()
+
+    # (2) G: maximise log D(G(z)) — fake images labelled real (non-saturating loss,
+    # Goodfellow et al. 2014, section 3), scored by the freshly updated D.
+    optimizer_G.zero_grad(set_to_none=True)
+    d_fake_post = netD(fake)
+    loss_G = F.binary_cross_entropy(d_fake_post, real_label)
+    loss_G.backward()
+    optimizer_G.step()
+
+    stats = torch.stack([loss_D, loss_G, d_real.mean(), d_fake.mean(), d_fake_post.mean()])
+    return dict(zip(STAT_NAMES, stats.tolist(), strict=True))  # one device sync per step
+
+
+class DeviceUnavailableError(RuntimeError):
+    """The device asked for with ``--device`` is not available."""
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """Turn ``auto``, ``cpu``, ``cuda`` or ``mps`` into a device that exists here.
+
+    ``auto`` picks CUDA, then Apple's MPS, then the CPU.
+    """
+    cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
+    if name == "auto":
+        name = "cuda" if cuda else "mps" if mps else "cpu"
+    if (name == "cuda" and not cuda) or (name == "mps" and not mps):
+        raise DeviceUnavailableError(
+            f"--device {name}: PyTorch sees no {name} device here; use --device auto or cpu"
+        )
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and PyTorch's (CPU and every GPU) random generators."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def get_rng_states(loader_generator: torch.Generator) -> dict:
+    """Every random state a run draws from, for a checkpoint (see ``set_rng_states``).
+
+    Holds only tensors and Python numbers, so ``torch.load(weights_only=True)`` reads it.
+    """
+    _, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": (torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached_gaussian),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "loader": loader_generator.get_state(),
+    }
+
+
+def set_rng_states(states: dict, loader_generator: torch.Generator) -> None:
+    """Restore the states saved by ``get_rng_states``."""
+    random.setstate(states["python"])
+    keys, pos, has_gauss, cached_gaussian = states["numpy"]
+    numpy_keys = keys.numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", numpy_keys, pos, has_gauss, cached_gaussian))
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    loader_generator.set_state(states["loader"])

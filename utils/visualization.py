@@ -1,0 +1,49 @@
+"""Basic plotting helpers: image grids and the training curves."""
+
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure  # drawn straight to a file: no display, no pyplot state
+from torch import Tensor
+from torchvision.utils import make_grid, save_image
+
+from utils.files import atomic_path
+
+
+def image_grid(images: Tensor, nrow: int = 8) -> Tensor:
+    """Tile images ``(N, C, H, W)`` in [-1, 1] into one ``(3, H', W')`` grid in [0, 1]."""
+    return make_grid(images.detach().cpu(), nrow=nrow, padding=2, normalize=True,
+                     value_range=(-1, 1))
+
+
+def save_image_grid(images: Tensor, path: str | Path, nrow: int = 8) -> None:
+    """Save images ``(N, C, H, W)`` in [-1, 1] as one PNG grid with ``nrow`` images a row."""
+    with atomic_path(path) as tmp:
+        save_image(image_grid(images, nrow), tmp, format="png")
+
+
+def plot_training_curves(csv_path: str | Path, out_path: str | Path) -> None:
+    """Plot the losses and the discriminator's outputs of a training CSV against steps.
+
+    The CSV needs the columns ``step``, ``D_loss``, ``G_loss``, ``D(x)`` and ``D(G(z))``.
+    Faint lines are per batch; solid lines a running mean over 50 batches.
+    """
+    log = pd.read_csv(csv_path).set_index("step")
+    fig = Figure(figsize=(10, 7))
+    ax_loss, ax_prob = fig.subplots(2, 1, sharex=True)
+    for ax, columns in ((ax_loss, ["D_loss", "G_loss"]), (ax_prob, ["D(x)", "D(G(z))"])):
+        for column, colour in zip(columns, ("tab:blue", "tab:orange"), strict=True):
+            ax.plot(log.index, log[column], color=colour, alpha=0.25, linewidth=0.8)
+            smooth = log[column].rolling(50, min_periods=1).mean()
+            ax.plot(log.index, smooth, color=colour, label=column)
+        ax.legend(loc="upper right")
+        ax.grid(alpha=0.3)
+    ax_loss.set_ylabel("BCE loss")
+    ax_prob.set_ylabel("discriminator output")
+    ax_prob.axhline(0.5, color="grey", linestyle="--", linewidth=0.8)
+    ax_prob.set_ylim(0, 1)
+    ax_prob.set_xlabel("step (batches)")
+    ax_loss.set_title("DCGAN on MNIST: training curves")
+    fig.tight_layout()
+    with atomic_path(out_path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)

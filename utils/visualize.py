@@ -1,0 +1,88 @@
+"""Drawing from a generator: fixed-noise grids and latent-space interpolation."""
+
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from utils.visualization import save_image_grid
+
+Interpolation = Literal["slerp", "lerp"]
+
+
+@torch.no_grad()
+def generate_fixed_noise_grid(
+    netG: nn.Module, noise: Tensor, path: str | Path, nrow: int = 8
+) -> Tensor:
+    """Generate images from ``noise`` ``(N, nz, 1, 1)`` and save them as one PNG grid.
+
+    The generator is used in whatever mode the caller left it (call ``netG.eval()`` first
+    for the BatchNorm running statistics). Returns the images ``(N, 1, 28, 28)``.
+    """
+    images = netG(noise)
+    save_image_grid(images, path, nrow=nrow)
+    return images
+
+
+def lerp(z0: Tensor, z1: Tensor, t: Tensor) -> Tensor:
+    """Straight-line interpolation ``(1 - t) z0 + t z1`` for each ``t`` of shape ``(T,)``.
+
+    ``z0`` and ``z1`` have the same shape ``S``; the result has shape ``(T, *S)``.
+    """
+    t = t.view(-1, *([1] * z0.dim()))
+    return (1 - t) * z0 + t * z1
+
+
+def slerp(z0: Tensor, z1: Tensor, t: Tensor) -> Tensor:
+    """Spherical interpolation along the great circle from ``z0`` to ``z1``.
+
+    Gaussian latents concentrate near a sphere of radius sqrt(nz); the straight line
+    between two of them passes well inside it, where the generator saw no training noise,
+    while this path keeps a typical norm (White, "Sampling Generative Networks", 2016).
+    Falls back to ``lerp`` for (nearly) parallel vectors. Shapes as in ``lerp``.
+    """
+    a, b = z0.flatten(), z1.flatten()
+    cos_omega = torch.dot(a, b) / (a.norm() * b.norm())
+    omega = torch.acos(cos_omega.clamp(-1.0, 1.0))
+    if torch.sin(omega).abs() < 1e-6:
+        return lerp(z0, z1, t)
+    t = t.view(-1, *([1] * z0.dim()))
+    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
+
+
+def interpolation_noise(
+    endpoints: Tensor, n_steps: int = 10, method: Interpolation = "slerp"
+) -> Tensor:
+    """Noise for an interpolation grid: each row a path between two latent points.
+
+    Args:
+        endpoints: ``(2, rows, nz, 1, 1)``, the start and end point of each row.
+        n_steps: images per row, both endpoints included.
+        method: ``"slerp"`` (spherical) or ``"lerp"`` (linear).
+
+    Returns:
+        ``(rows * n_steps, nz, 1, 1)``, row after row.
+    """
+    interpolate = {"slerp": slerp, "lerp": lerp}[method]
+    t = torch.linspace(0, 1, n_steps, device=endpoints.device)
+    rows = [interpolate(start, end, t) for start, end in zip(*endpoints, strict=True)]
+    return torch.cat(rows)
+
+
+@torch.no_grad()
+def save_interpolation_grid(
+    netG: nn.Module,
+    endpoints: Tensor,
+    path: str | Path,
+    n_steps: int = 10,
+    method: Interpolation = "slerp",
+) -> Tensor:
+    """Save a grid whose rows morph one generated digit into another.
+
+    ``endpoints`` is ``(2, rows, nz, 1, 1)``; see ``interpolation_noise``. Returns the images
+    ``(rows * n_steps, 1, 28, 28)``.
+    """
+    images = netG(interpolation_noise(endpoints, n_steps, method))
+    save_image_grid(images, path, nrow=n_steps)
+    return images
