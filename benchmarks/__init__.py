@@ -1,0 +1,1 @@
+"""Measurements of speed (run as modules: python -m benchmarks.NAME)."""
