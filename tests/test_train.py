@@ -114,7 +114,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(
     assert "resuming" in resumed.stdout
     straight = pd.read_csv(short_run / "results" / "training_data.csv")
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "results" / "training_data.csv"),
-                                  straight)
+                                  straight, check_exact=True)
     for name in ("generator_final.pth", "discriminator_final.pth"):
         a = torch.load(tmp_path / "weights" / name, weights_only=True)
         b = torch.load(short_run / "weights" / name, weights_only=True)
