@@ -1,40 +1,45 @@
 """Train DCGAN (Radford, Metz & Chintala, ICLR 2016) on MNIST.
 
     python train.py --n_epochs 50          # all flags: python train.py --help
+    python train.py --resume auto          # continue the newest checkpoint in weights/
 
-Writes weights to --weights_dir, images and training logs to --results_dir and
-TensorBoard events to --log_dir (see README.md, "What a run leaves behind").
+Writes weights and checkpoints to --weights_dir, images and training logs to --results_dir
+and TensorBoard events to --log_dir (see README.md, "What a run leaves behind").
 """
 
 import argparse
 import json
+import math
+import shlex
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from itertools import islice
+from dataclasses import dataclass
+from itertools import chain, islice
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 from torch.optim import Adam
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from models import Discriminator, Generator
-from utils.data_loader import MNISTNotFoundError, load_mnist, make_loader
+from utils.checkpoint import latest_checkpoint, load_checkpoint, save_atomic, save_checkpoint
+from utils.data_loader import load_mnist, make_loader
+from utils.errors import ArgumentError, UserError
 from utils.files import atomic_path
+from utils.interrupt import GracefulStop
 from utils.recorder import TrainingRecorder
-from utils.training import (
-    DeviceUnavailableError,
-    gan_step,
-    get_rng_states,
-    resolve_device,
-    seed_everything,
-    set_rng_states,
-)
+from utils.training import gan_step, get_rng_states, resolve_device, seed_everything, set_rng_states
 from utils.visualize import generate_fixed_noise_grid, save_interpolation_grid
 
 INTERPOLATION_ROWS, INTERPOLATION_STEPS = 8, 10
+# Flags that change what is computed: at --resume they must match the checkpoint.
+FIXED_AT_RESUME = ("nz", "ngf", "ndf", "batch_size", "lr", "beta1", "seed", "limit_batches")
+NOT_INHERITED = ("resume", "device", "debug")  # taken from this command line only
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -65,9 +70,9 @@ positive_float = _checked(float, lambda v: 0 < v < float("inf"), "a positive num
 unit_interval = _checked(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Parse the command line; names and defaults follow the original README."""
-    p = OneLineErrorParser(description="Train DCGAN on MNIST.")
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; names and defaults follow the original README."""
+    p = OneLineErrorParser(description="Train DCGAN on MNIST.", allow_abbrev=False)
     add = p.add_argument
     add("--batch_size", type=positive_int, default=128, help="batch size (default: %(default)s)")
     add("--n_epochs", type=positive_int, default=50, help="epochs (default: %(default)s)")
@@ -88,7 +93,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="folder holding MNIST/raw; MNIST is downloaded there if missing "
              "(default: %(default)s)")
     add("--results_dir", default="results", help="images and training logs (default: %(default)s)")
-    add("--weights_dir", default="weights", help="weights and checkpoint (default: %(default)s)")
+    add("--weights_dir", default="weights", help="weights and checkpoints (default: %(default)s)")
     add("--log_dir", default="logs",
         help="TensorBoard logs, one sub-folder per run (default: %(default)s)")
     add("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
@@ -101,16 +106,56 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--limit_batches", type=positive_int, default=None,
         help="train only the first N batches of each epoch, for smoke tests and quick looks "
              "(default: all)")
+    add("--checkpoint_interval", type=non_negative_int, default=200,
+        help="also write a checkpoint every N batches inside an epoch; one is always written "
+             "at each epoch's end and on Ctrl-C; 0 for epoch ends only (default: %(default)s)")
+    add("--keep_checkpoints", type=positive_int, default=3,
+        help="how many of the newest checkpoints to keep (default: %(default)s)")
     add("--resume", metavar="PATH", default=None,
-        help="continue from a checkpoint (e.g. weights/checkpoint.pth) after its last epoch; "
-             "the model shape (nz, ngf, ndf) and optimiser settings come from the checkpoint "
+        help="continue a run exactly where a checkpoint left it: a checkpoint file, or 'auto' "
+             "for the newest in --weights_dir (a fresh start if there is none). Flags left out "
+             "are the run's own; n_epochs, intervals and folders may be changed, flags that "
+             f"change the computation ({', '.join(FIXED_AT_RESUME)}) may not "
              "(default: start afresh)")
-    args = p.parse_args(argv)
+    add("--debug", action="store_true", help="show the traceback of errors (default: off)")
+    return p
+
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, set[str]]:
+    """Parse and check ``argv``; also return the names of the flags it gave explicitly."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    given = {token[2:].split("=")[0] for token in argv if token.startswith("--")}
     try:
         args.device = str(resolve_device(args.device))
-    except DeviceUnavailableError as error:
-        p.error(str(error))
-    return args
+    except ArgumentError as error:
+        parser.error(str(error))
+    return args, given
+
+
+def apply_checkpoint_config(args: argparse.Namespace, given: set[str], config: dict) -> None:
+    """Take every flag not given on this command line from the resumed run's ``config``."""
+    for key, value in config.items():
+        if key not in vars(args) or key in NOT_INHERITED:
+            continue
+        if key in given and key in FIXED_AT_RESUME and getattr(args, key) != value:
+            raise ArgumentError(f"--{key} {getattr(args, key)} differs from the resumed run's "
+                                f"{value}; leave --{key} out to resume, or start a new run")
+        if key not in given:
+            setattr(args, key, value)
+
+
+def check_output_folders(args: argparse.Namespace) -> None:
+    """Create the output folders and try writing in each, before any training."""
+    for flag in ("results_dir", "weights_dir", "log_dir"):
+        folder = Path(getattr(args, flag))
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as error:
+            raise ArgumentError(f"--{flag} {folder}: cannot create or write there "
+                                f"({error.strerror}); choose a writable folder") from None
 
 
 @contextmanager
@@ -128,30 +173,160 @@ def cpu_state(net: nn.Module) -> dict[str, Tensor]:
     return {key: value.cpu() for key, value in net.state_dict().items()}
 
 
-def save(obj: object, path: Path) -> None:
-    """``torch.save`` that never leaves a truncated file behind."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+@dataclass
+class Run:
+    """Everything a training run holds and a checkpoint must restore."""
+
+    args: argparse.Namespace
+    netG: Generator
+    netD: Discriminator
+    optimizer_G: Adam
+    optimizer_D: Adam
+    loader: DataLoader
+    loader_rng: torch.Generator
+    fixed_noise: Tensor  # one noise batch for every grid, so epochs compare image by image
+    endpoints: Tensor  # (2, rows, nz, 1, 1): the fixed interpolation endpoints
+    run_name: str
+    config: dict
+    epochs_done: int = 0
+    batch: int = 0  # batches done in the epoch in progress (0: it has not begun)
+    step: int = 0  # batches done in the whole run
+    epoch_start_rng: Tensor | None = None  # loader_rng's state when that epoch began
+
+    @property
+    def epoch(self) -> int:
+        """Number of the epoch in progress (or about to begin), from 1."""
+        return self.epochs_done + 1
+
+    @property
+    def n_batches(self) -> int:
+        """Batches in an epoch (fewer with --limit_batches)."""
+        return min(len(self.loader), self.args.limit_batches or len(self.loader))
+
+    def checkpoint(self) -> dict:
+        """The state to write; ``restore`` reads it back."""
+        return {"generator": self.netG.state_dict(), "discriminator": self.netD.state_dict(),
+                "optimizer_G": self.optimizer_G.state_dict(),
+                "optimizer_D": self.optimizer_D.state_dict(),
+                "epochs_done": self.epochs_done, "batch": self.batch, "step": self.step,
+                "epoch_start_rng": self.epoch_start_rng, "rng": get_rng_states(self.loader_rng),
+                "fixed_noise": self.fixed_noise, "interpolation_endpoints": self.endpoints,
+                "run_name": self.run_name, "config": self.config}
+
+    def restore(self, checkpoint: dict) -> None:
+        """Load a ``checkpoint()`` dict into this run (weights, optimisers, position, RNGs)."""
+        self.netG.load_state_dict(checkpoint["generator"])
+        self.netD.load_state_dict(checkpoint["discriminator"])
+        self.optimizer_G.load_state_dict(checkpoint["optimizer_G"])
+        self.optimizer_D.load_state_dict(checkpoint["optimizer_D"])
+        device = self.fixed_noise.device
+        self.fixed_noise = checkpoint["fixed_noise"].to(device)
+        self.endpoints = checkpoint["interpolation_endpoints"].to(device)
+        self.epochs_done, self.batch, self.step = (
+            checkpoint[key] for key in ("epochs_done", "batch", "step"))
+        self.epoch_start_rng = checkpoint["epoch_start_rng"]
+        self.run_name = checkpoint["run_name"]
+        set_rng_states(checkpoint["rng"], self.loader_rng)
+
+    def save_checkpoint(self) -> Path:
+        """Write a checkpoint of the run as it is now; keep the newest few."""
+        return save_checkpoint(self.checkpoint(), Path(self.args.weights_dir),
+                               keep=self.args.keep_checkpoints)
 
 
-def train_epoch(epoch: int, step: int, n_batches: int, args: argparse.Namespace,
-                nets: tuple, optimizers: tuple, loader: torch.utils.data.DataLoader,
-                fixed_noise: Tensor, recorder: TrainingRecorder) -> int:
-    """Run ``n_batches`` GAN steps, logging each and saving sample grids; returns the step."""
-    netG, netD = nets
-    device = fixed_noise.device
-    bar = tqdm(islice(loader, n_batches), total=n_batches, unit="batch",
-               desc=f"epoch {epoch}/{args.n_epochs}", dynamic_ncols=True)
-    for batch, real in enumerate(bar, start=1):
-        step += 1
-        stats = gan_step(netG, netD, *optimizers, real.to(device, non_blocking=True), args.nz)
-        recorder.log_step(epoch, batch, step, stats)
+def build_run(args: argparse.Namespace, images: Tensor) -> Run:
+    """Networks, optimisers, loader and fixed noise, seeded from ``args.seed``."""
+    device = torch.device(args.device)
+    seed_everything(args.seed)
+    netG = Generator(args.nz, args.ngf).to(device)
+    netD = Discriminator(args.ndf).to(device)
+    betas = (args.beta1, 0.999)
+    loader_rng = torch.Generator().manual_seed(args.seed)
+    run_name = time.strftime("%Y%m%d-%H%M%S")
+    return Run(
+        args=args, netG=netG, netD=netD,
+        optimizer_G=Adam(netG.parameters(), lr=args.lr, betas=betas),
+        optimizer_D=Adam(netD.parameters(), lr=args.lr, betas=betas),
+        loader=make_loader(images, args.batch_size, loader_rng, args.num_workers),
+        loader_rng=loader_rng,
+        fixed_noise=torch.randn(64, args.nz, 1, 1, device=device),
+        endpoints=torch.randn(2, INTERPOLATION_ROWS, args.nz, 1, 1, device=device),
+        run_name=run_name,
+        config={**vars(args), "run_name": run_name, "torch_version": str(torch.__version__),
+                "train_images": len(images)},
+    )
+
+
+def epoch_batches(run: Run) -> Iterator[Tensor]:
+    """This epoch's remaining batches; after a resume, the same ones an unbroken run gets."""
+    if run.batch == 0:  # a new epoch: remember where its shuffle starts
+        run.epoch_start_rng = run.loader_rng.get_state()
+        return islice(run.loader, run.n_batches)
+    # Resuming mid-epoch: replay the epoch's shuffle from its starting state, skip the batches
+    # already done, then put the generator back where the checkpoint left it.
+    rng_now = run.loader_rng.get_state()
+    run.loader_rng.set_state(run.epoch_start_rng)
+    batches = islice(run.loader, run.batch, run.n_batches)
+    first = next(batches)  # the shuffle is drawn here, at the first batch
+    run.loader_rng.set_state(rng_now)
+    return chain([first], batches)
+
+
+class NonFiniteLossError(UserError):
+    """A loss or discriminator output became NaN or infinite."""
+
+
+def train_epoch(run: Run, recorder: TrainingRecorder, stop: GracefulStop) -> bool:
+    """Train the rest of ``run.epoch``; False if stopped early by a signal (checkpoint written)."""
+    args, device = run.args, run.fixed_noise.device
+    bar = tqdm(epoch_batches(run), total=run.n_batches, initial=run.batch, unit="batch",
+               desc=f"epoch {run.epoch}/{args.n_epochs}", dynamic_ncols=True)
+    for real in bar:
+        stats = gan_step(run.netG, run.netD, run.optimizer_G, run.optimizer_D,
+                         real.to(device, non_blocking=True), args.nz)
+        run.batch, run.step = run.batch + 1, run.step + 1
+        recorder.log_step(run.epoch, run.batch, run.step, stats)
+        bad = {name: value for name, value in stats.items() if not math.isfinite(value)}
+        if bad:
+            found = ", ".join(f"{name}={value}" for name, value in bad.items())
+            last = latest_checkpoint(Path(args.weights_dir)) or "none"
+            raise NonFiniteLossError(
+                f"training diverged at step {run.step} (epoch {run.epoch}, batch {run.batch}): "
+                f"{found}; stopped without saving; the last good checkpoint is {last}; "
+                "a lower --lr may help")
         bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items() if k != "D(G(z))_post"},
                         refresh=False)
-        if step % args.sample_interval == 0:
-            with evaluating(netG):
-                generate_fixed_noise_grid(netG, fixed_noise, results(args, f"sample_step_{step}"))
-    return step
+        if run.step % args.sample_interval == 0:
+            with evaluating(run.netG):
+                generate_fixed_noise_grid(run.netG, run.fixed_noise,
+                                          results(args, f"sample_step_{run.step}"))
+        if run.batch < run.n_batches and (stop.signum or (
+                args.checkpoint_interval and run.step % args.checkpoint_interval == 0)):
+            run.save_checkpoint()
+            recorder.export_json()
+            if stop.signum:
+                bar.close()
+                return False
+    return True
+
+
+def end_epoch(run: Run, recorder: TrainingRecorder) -> None:
+    """Per-epoch outputs: the fixed-noise grid, interpolation, weights, logs, checkpoint."""
+    args, epoch, weights_dir = run.args, run.epoch, Path(run.args.weights_dir)
+    run.epochs_done, run.batch = epoch, 0
+    last = epoch == args.n_epochs
+    with evaluating(run.netG):
+        samples = generate_fixed_noise_grid(run.netG, run.fixed_noise,
+                                            results(args, f"epoch_{epoch}_final"))
+        if epoch % args.save_interval == 0 or last:
+            save_interpolation_grid(run.netG, run.endpoints,
+                                    results(args, f"interpolation_epoch_{epoch}"),
+                                    n_steps=INTERPOLATION_STEPS)
+    recorder.log_epoch(run.step, samples)
+    if epoch % args.save_interval == 0:
+        save_atomic(cpu_state(run.netG), weights_dir / f"generator_epoch_{epoch}.pth")
+        save_atomic(cpu_state(run.netD), weights_dir / f"discriminator_epoch_{epoch}.pth")
+    run.save_checkpoint()
 
 
 def results(args: argparse.Namespace, name: str) -> Path:
@@ -159,89 +334,75 @@ def results(args: argparse.Namespace, name: str) -> Path:
     return Path(args.results_dir) / f"{name}.png"
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Train, writing every output as it goes; see ``parse_args`` for the flags."""
-    args = parse_args(argv)
-    device = torch.device(args.device)
-    checkpoint = None
-    if args.resume:
-        checkpoint = torch.load(args.resume, map_location=device, weights_only=True)
-        for key in ("nz", "ngf", "ndf"):
-            setattr(args, key, checkpoint["config"][key])
-    print(f"device: {device}")
-    for folder in (args.results_dir, args.weights_dir, args.log_dir):
-        Path(folder).mkdir(parents=True, exist_ok=True)
-    weights_dir = Path(args.weights_dir)
+def find_resume_checkpoint(args: argparse.Namespace) -> dict | None:
+    """The checkpoint that --resume names, or None to start afresh."""
+    if args.resume is None:
+        return None
+    path = Path(args.resume)
+    if args.resume == "auto":
+        path = latest_checkpoint(Path(args.weights_dir))
+        if path is None:
+            print(f"--resume auto: no checkpoint in {args.weights_dir}/, starting afresh")
+            return None
+    checkpoint = load_checkpoint(path)
+    print(f"resuming {path}: {checkpoint['epochs_done']} epochs and {checkpoint['batch']} "
+          f"batches done (step {checkpoint['step']})")
+    return checkpoint
 
-    seed_everything(args.seed)
-    images, _ = load_mnist(args.data_dir, train=True)
-    loader_rng = torch.Generator()
-    loader = make_loader(images, args.batch_size, loader_rng, args.num_workers)
-    n_batches = min(len(loader), args.limit_batches or len(loader))
-    netG = Generator(args.nz, args.ngf).to(device)
-    netD = Discriminator(args.ndf).to(device)
-    betas = (args.beta1, 0.999)
-    optimizer_G = Adam(netG.parameters(), lr=args.lr, betas=betas)
-    optimizer_D = Adam(netD.parameters(), lr=args.lr, betas=betas)
-    # One noise batch for every grid of the run, so epochs can be compared image by image.
-    fixed_noise = torch.randn(64, args.nz, 1, 1, device=device)
-    endpoints = torch.randn(2, INTERPOLATION_ROWS, args.nz, 1, 1, device=device)
-    loader_rng.manual_seed(args.seed)
-    first_epoch, step, run_name = 1, 0, time.strftime("%Y%m%d-%H%M%S")
 
+def train(args: argparse.Namespace, given: set[str]) -> int:
+    """Train, writing every output as it goes; returns the exit status."""
+    checkpoint = find_resume_checkpoint(args)
     if checkpoint is not None:
-        netG.load_state_dict(checkpoint["generator"])
-        netD.load_state_dict(checkpoint["discriminator"])
-        optimizer_G.load_state_dict(checkpoint["optimizer_G"])
-        optimizer_D.load_state_dict(checkpoint["optimizer_D"])
-        fixed_noise, endpoints = checkpoint["fixed_noise"], checkpoint["interpolation_endpoints"]
-        set_rng_states(checkpoint["rng"], loader_rng)
-        first_epoch, step = checkpoint["epoch"] + 1, checkpoint["step"]
-        run_name = checkpoint["run_name"]
-        print(f"resuming {args.resume} after epoch {checkpoint['epoch']} (step {step})")
-
-    config = {**vars(args), "run_name": run_name, "torch_version": str(torch.__version__),
-              "batches_per_epoch": n_batches, "train_images": len(images)}
+        apply_checkpoint_config(args, given, checkpoint["config"])
+    check_output_folders(args)
+    print(f"device: {args.device}")
+    images, _ = load_mnist(args.data_dir, train=True)
+    run = build_run(args, images)
+    if checkpoint is not None:
+        run.restore(checkpoint)
+        run.config = {**checkpoint["config"], **vars(args), "run_name": run.run_name}
     with atomic_path(Path(args.results_dir) / "config.json") as tmp:
-        tmp.write_text(json.dumps(config, indent=2) + "\n")
-    recorder = TrainingRecorder(Path(args.results_dir), Path(args.log_dir) / run_name,
-                                resume_step=step if checkpoint else None)
-    recorder.tensorboard.add_text("config", f"```\n{json.dumps(config, indent=2)}\n```")
-    print(f"{len(images)} images, {n_batches} batches an epoch; TensorBoard: "
+        tmp.write_text(json.dumps(run.config, indent=2) + "\n")
+    recorder = TrainingRecorder(Path(args.results_dir), Path(args.log_dir) / run.run_name,
+                                resume_step=run.step if checkpoint else None)
+    recorder.tensorboard.add_text("config", f"```\n{json.dumps(run.config, indent=2)}\n```")
+    print(f"{len(images)} images, {run.n_batches} batches an epoch; TensorBoard: "
           f"tensorboard --logdir={args.log_dir}")
 
     started = time.time()
-    for epoch in range(first_epoch, args.n_epochs + 1):
-        step = train_epoch(epoch, step, n_batches, args, (netG, netD),
-                           (optimizer_G, optimizer_D), loader, fixed_noise, recorder)
-        last = epoch == args.n_epochs
-        with evaluating(netG):
-            samples = generate_fixed_noise_grid(netG, fixed_noise,
-                                                results(args, f"epoch_{epoch}_final"))
-            if epoch % args.save_interval == 0 or last:
-                save_interpolation_grid(netG, endpoints,
-                                        results(args, f"interpolation_epoch_{epoch}"),
-                                        n_steps=INTERPOLATION_STEPS)
-        recorder.log_epoch(step, samples)
-        if epoch % args.save_interval == 0:
-            save(cpu_state(netG), weights_dir / f"generator_epoch_{epoch}.pth")
-            save(cpu_state(netD), weights_dir / f"discriminator_epoch_{epoch}.pth")
-        save({"generator": netG.state_dict(), "discriminator": netD.state_dict(),
-              "optimizer_G": optimizer_G.state_dict(), "optimizer_D": optimizer_D.state_dict(),
-              "epoch": epoch, "step": step, "fixed_noise": fixed_noise,
-              "interpolation_endpoints": endpoints, "rng": get_rng_states(loader_rng),
-              "run_name": run_name, "config": config},
-             weights_dir / "checkpoint.pth")
-
-    save(cpu_state(netG), weights_dir / "generator_final.pth")
-    save(cpu_state(netD), weights_dir / "discriminator_final.pth")
-    recorder.close()
+    with GracefulStop() as stop, recorder:
+        while run.epochs_done < args.n_epochs:
+            if not train_epoch(run, recorder, stop):
+                break
+            end_epoch(run, recorder)
+            if stop.signum:
+                break
+    if stop.signum:
+        command = shlex.join(["python", "train.py", "--resume",
+                              str(latest_checkpoint(Path(args.weights_dir)))])
+        print(f"stopped after step {run.step}; to continue: {command}", file=sys.stderr)
+        return stop.exit_code
+    weights_dir = Path(args.weights_dir)
+    save_atomic(cpu_state(run.netG), weights_dir / "generator_final.pth")
+    save_atomic(cpu_state(run.netD), weights_dir / "discriminator_final.pth")
     print(f"done in {time.time() - started:.0f} s: weights in {weights_dir}/, "
           f"images and logs in {args.results_dir}/")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` (default: the command line) and train; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    args, given = parse_args(argv)
+    try:
+        return train(args, given)
+    except UserError as error:
+        if args.debug:
+            raise
+        print(f"train.py: error: {error}", file=sys.stderr)
+        return error.exit_code
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except MNISTNotFoundError as error:
-        sys.exit(f"error: {error}")
+    sys.exit(main())

@@ -29,7 +29,8 @@ def test_every_promised_file_is_written(short_run: Path) -> None:
         "sample_step_6.png",
     }
     expected_weights = {
-        "checkpoint.pth", "generator_final.pth", "discriminator_final.pth",
+        "checkpoint_step_00000003.pth", "checkpoint_step_00000006.pth",  # the epoch ends
+        "generator_final.pth", "discriminator_final.pth",
         "generator_epoch_1.pth", "generator_epoch_2.pth",
         "discriminator_epoch_1.pth", "discriminator_epoch_2.pth",
     }
@@ -75,8 +76,10 @@ def test_config_and_checkpoint_describe_the_run(short_run: Path) -> None:
     config = json.loads((short_run / "results" / "config.json").read_text())
     assert config["batch_size"] == 16 and config["lr"] == 0.0002 and config["beta1"] == 0.5
     assert config["device"] == "cpu" and config["seed"] == 0
-    checkpoint = torch.load(short_run / "weights" / "checkpoint.pth", weights_only=True)
-    assert checkpoint["epoch"] == 2 and checkpoint["step"] == N_STEPS
+    checkpoint = torch.load(short_run / "weights" / "checkpoint_step_00000006.pth",
+                            weights_only=True)
+    assert checkpoint["epochs_done"] == 2 and checkpoint["batch"] == 0
+    assert checkpoint["step"] == N_STEPS
     assert checkpoint["fixed_noise"].shape == (64, 100, 1, 1)
     assert checkpoint["config"]["n_epochs"] == 2
     assert set(checkpoint) >= {"generator", "discriminator", "optimizer_G", "optimizer_D", "rng"}
@@ -110,7 +113,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(
     common = [*SHORT_RUN, "--data_dir", str(mnist_root), *output_flags(tmp_path)]
     first = run_train(*common, "--n_epochs", "1")
     assert first.returncode == 0, first.stderr
-    resumed = run_train(*common, "--resume", str(tmp_path / "weights" / "checkpoint.pth"))
+    resumed = run_train(*common, "--resume", "auto")
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stdout
     straight = pd.read_csv(short_run / "results" / "training_data.csv")
@@ -130,7 +133,8 @@ FLAGS = {"--batch_size": "128", "--n_epochs": "50", "--lr": "0.0002", "--beta1":
          "--nz": "100", "--ngf": "64", "--ndf": "64", "--save_interval": "10",
          "--sample_interval": "500", "--data_dir": "data", "--results_dir": "results",
          "--weights_dir": "weights", "--log_dir": "logs", "--device": "auto", "--seed": "0",
-         "--num_workers": "0", "--limit_batches": "all", "--resume": "start afresh"}
+         "--num_workers": "0", "--limit_batches": "all", "--checkpoint_interval": "200",
+         "--keep_checkpoints": "3", "--resume": "start afresh", "--debug": "off"}
 
 
 def test_help_lists_every_flag_with_its_default() -> None:
@@ -181,5 +185,5 @@ def test_missing_mnist_without_network_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: MNIST is not in ")
+    assert last.startswith("train.py: error: MNIST is not in ")
     assert "train-images-idx3-ubyte" in last and "--data_dir" in last

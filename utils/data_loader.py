@@ -6,12 +6,15 @@ textbook pipeline gives, without redoing PIL and transform work for every image 
 epoch; a batch is then one tensor indexing operation.
 """
 
+import math
 from pathlib import Path
 
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets import MNIST
+
+from utils.errors import UserError
 
 RAW_FILES = (
     "train-images-idx3-ubyte",
@@ -21,8 +24,12 @@ RAW_FILES = (
 )
 
 
-class MNISTNotFoundError(RuntimeError):
+class MNISTNotFoundError(UserError):
     """MNIST is not on disk and could not be downloaded."""
+
+
+class MNISTCorruptError(UserError):
+    """An MNIST file is truncated, corrupt, or not an MNIST IDX file."""
 
 
 def to_model_range(images: Tensor) -> Tensor:
@@ -47,6 +54,7 @@ def load_mnist(data_dir: str | Path = "data", train: bool = True) -> tuple[Tenso
 
     Raises:
         MNISTNotFoundError: the files are missing and the download failed.
+        MNISTCorruptError: a file is truncated, corrupt or not MNIST.
     """
     raw_dir = Path(data_dir) / "MNIST" / "raw"
     if not all((raw_dir / name).is_file() for name in RAW_FILES):
@@ -59,8 +67,48 @@ def load_mnist(data_dir: str | Path = "data", train: bool = True) -> tuple[Tenso
                 f"put the four files {', '.join(RAW_FILES)} there, or point --data_dir "
                 "at the folder that holds MNIST/raw"
             ) from error
+    prefix = "train" if train else "t10k"
+    n_images = check_idx_file(raw_dir / f"{prefix}-images-idx3-ubyte", (28, 28))
+    n_labels = check_idx_file(raw_dir / f"{prefix}-labels-idx1-ubyte", ())
+    if n_images != n_labels:
+        raise MNISTCorruptError(f"{raw_dir} holds {n_images} {prefix} images but {n_labels} "
+                                "labels; replace both files with the original MNIST files")
     dataset = MNIST(str(data_dir), train=train, download=False)
     return to_model_range(dataset.data), dataset.targets
+
+
+def check_idx_file(path: Path, item_shape: tuple[int, ...]) -> int:
+    """Check that ``path`` is a complete uint8 IDX file of items of ``item_shape``.
+
+    The IDX header is two zero bytes, the type (0x08 for uint8), the number of dimensions,
+    then each dimension as a big-endian 32-bit integer; the data follow.
+
+    Returns:
+        The number of items.
+
+    Raises:
+        MNISTCorruptError: naming the file and what is wrong with it.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        magic = f.read(4)
+        ndim = 1 + len(item_shape)
+        header = f.read(4 * ndim)
+    fix = "delete it so that it is downloaded again, or replace it with the original file"
+    if len(magic) < 4 or magic[:3] != b"\x00\x00\x08" or magic[3] != ndim:
+        raise MNISTCorruptError(f"{path} is not an MNIST IDX file (wrong header); {fix}")
+    if len(header) < 4 * ndim:
+        raise MNISTCorruptError(f"{path} is truncated ({size} bytes, header incomplete); {fix}")
+    shape = tuple(int.from_bytes(header[i : i + 4], "big") for i in range(0, 4 * ndim, 4))
+    if shape[1:] != item_shape:
+        raise MNISTCorruptError(f"{path} holds items of shape {shape[1:]}, not {item_shape}; "
+                                f"{fix}")
+    expected = 4 + 4 * ndim + math.prod(shape)
+    if size != expected:
+        problem = "truncated" if size < expected else "longer than its header says"
+        raise MNISTCorruptError(f"{path} is {problem} ({size} bytes, {expected} expected); "
+                                f"{fix}")
+    return shape[0]
 
 
 class TensorImages(Dataset):

@@ -26,9 +26,10 @@ TENSORBOARD_TAGS = {
 class TrainingRecorder:
     """Records a run: CSV and TensorBoard every batch, JSON and curves every epoch.
 
-    ``training_data.csv`` gets a row per batch, flushed at once, so a crash keeps every
-    finished batch; ``training_data.json`` and ``training_curves.png`` are regenerated
-    from it at each epoch's end.
+    ``training_data.csv`` gets a row per batch, flushed at once as one ``write`` call, so a
+    crash keeps every finished batch and never half a row; ``training_data.json`` (at each
+    checkpoint and epoch end) and ``training_curves.png`` (each epoch end) are regenerated
+    from it and replaced atomically. Use as a context manager, or call ``close``.
 
     Args:
         results_dir: folder of the CSV, JSON and curves.
@@ -66,13 +67,23 @@ class TrainingRecorder:
     def log_epoch(self, step: int, samples: Tensor) -> None:
         """Log the fixed-noise samples ``(N, 1, 28, 28)`` and refresh the JSON and curves."""
         self.tensorboard.add_image("samples/fixed_noise", image_grid(samples), step)
+        self.export_json()
+        plot_training_curves(self.csv_path, self.curves_path)
+
+    def export_json(self) -> None:
+        """Rewrite ``training_data.json`` from the CSV and flush TensorBoard's events."""
         self.tensorboard.flush()
         log = pd.read_csv(self.csv_path)
         with atomic_path(self.json_path) as tmp:
             log.to_json(tmp, orient="records", indent=1, double_precision=15)
-        plot_training_curves(self.csv_path, self.curves_path)
 
     def close(self) -> None:
         """Flush and close the CSV and TensorBoard files."""
         self._csv_file.close()
         self.tensorboard.close()
+
+    def __enter__(self) -> "TrainingRecorder":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

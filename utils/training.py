@@ -8,7 +8,22 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from utils.errors import ArgumentError
+
 STAT_NAMES = ("D_loss", "G_loss", "D(x)", "D(G(z))", "D(G(z))_post")
+REAL, FAKE = 1.0, 0.0  # the labels
+
+
+def bce(scores: Tensor, label: float) -> Tensor:
+    """``BCELoss`` (mean) of the discriminator's ``scores`` against one ``label`` for all.
+
+    ``F.binary_cross_entropy`` stops with an error on a NaN score (on CUDA a device-side
+    assert that ends the process), so NaN scores are counted as 0.5 here: the step then
+    finishes, the NaN shows in the returned D(x) / D(G(z)), and train.py stops with the
+    step named. For finite scores this is exactly ``F.binary_cross_entropy``.
+    """
+    scores = torch.nan_to_num(scores, nan=0.5)
+    return F.binary_cross_entropy(scores, torch.full_like(scores, label))
 
 
 def gan_step(
@@ -28,10 +43,7 @@ def gan_step(
         D(G(z)): mean score of the fakes before D's update (0.5 = D cannot tell);
         D(G(z))_post: mean score of the same fakes after D's update, as G saw them.
     """
-    n = real.size(0)
-    real_label = torch.ones(n, device=real.device)
-    fake_label = torch.zeros(n, device=real.device)
-    fake = netG(torch.randn(n, nz, 1, 1, device=real.device))
+    fake = netG(torch.randn(real.size(0), nz, 1, 1, device=real.device))
 
     # (1) D: maximise log D(x) + log(1 - D(G(z))); the fakes are detached so G is untouched.
     # Real and fake images go through D as separate batches, so each has its own BatchNorm
@@ -39,7 +51,7 @@ def gan_step(
     optimizer_D.zero_grad(set_to_none=True)
     d_real = netD(real)
     d_fake = netD(fake.detach())
-    loss_D = F.binary_cross_entropy(d_real, real_label) + F.binary_cross_entropy(d_fake, fake_label)
+    loss_D = bce(d_real, REAL) + bce(d_fake, FAKE)
     loss_D.backward()
     optimizer_D.step()
 
@@ -47,7 +59,7 @@ def gan_step(
     # Goodfellow et al. 2014, section 3), scored by the freshly updated D.
     optimizer_G.zero_grad(set_to_none=True)
     d_fake_post = netD(fake)
-    loss_G = F.binary_cross_entropy(d_fake_post, real_label)
+    loss_G = bce(d_fake_post, REAL)
     loss_G.backward()
     optimizer_G.step()
 
@@ -55,7 +67,7 @@ def gan_step(
     return dict(zip(STAT_NAMES, stats.tolist(), strict=True))  # one device sync per step
 
 
-class DeviceUnavailableError(RuntimeError):
+class DeviceUnavailableError(ArgumentError):
     """The device asked for with ``--device`` is not available."""
 
 

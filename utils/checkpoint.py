@@ -1,0 +1,146 @@
+"""Checkpoints and weight files: written atomically, read safely, errors in one line.
+
+A checkpoint (``weights/checkpoint_step_{S}.pth``) holds everything needed to continue a
+run exactly; a weights file is a plain state dict. ``load_state_dict_from`` reads either,
+with or without the prefixes that ``torch.compile`` and ``DataParallel`` add to the names.
+"""
+
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from models import Discriminator, Generator
+from utils.errors import UserError
+from utils.files import atomic_path
+
+CHECKPOINT_FORMAT = "dcgan-mnist-checkpoint-v1"
+CHECKPOINT_GLOB = "checkpoint_step_*.pth"
+PREFIXES = ("_orig_mod.", "module.")  # added by torch.compile and (Distributed)DataParallel
+
+
+class CheckpointError(UserError):
+    """A checkpoint or weights file is missing, unreadable, or of another model."""
+
+
+def checkpoint_path(weights_dir: Path, step: int) -> Path:
+    """Where the checkpoint taken after ``step`` goes; names sort by step."""
+    return weights_dir / f"checkpoint_step_{step:08d}.pth"
+
+
+def latest_checkpoint(weights_dir: Path) -> Path | None:
+    """The checkpoint of the highest step in ``weights_dir``, or None if there is none."""
+    return max(weights_dir.glob(CHECKPOINT_GLOB), default=None)
+
+
+def save_checkpoint(checkpoint: dict, weights_dir: Path, keep: int) -> Path:
+    """Write ``checkpoint`` atomically and delete all but the newest ``keep`` checkpoints."""
+    path = checkpoint_path(weights_dir, checkpoint["step"])
+    save_atomic({"format": CHECKPOINT_FORMAT, **checkpoint}, path)
+    for old in sorted(weights_dir.glob(CHECKPOINT_GLOB))[:-keep]:
+        old.unlink()
+    return path
+
+
+def save_atomic(obj: object, path: Path) -> None:
+    """``torch.save`` that never leaves a truncated file behind."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def read_torch_file(path: str | Path) -> object:
+    """``torch.load(path, weights_only=True)`` onto the CPU, with one-line errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file; check the path")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a bad file
+        reason = (str(error).strip() or type(error).__name__).splitlines()[0]
+        raise CheckpointError(
+            f"{path} is not a readable PyTorch file (truncated, corrupt or not saved by "
+            f"torch.save: {reason[:120]}); use another file"
+        ) from None
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Read a checkpoint written by train.py, refusing any other file."""
+    checkpoint = read_torch_file(path)
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        what = "weights (a state dict)" if _is_state_dict(checkpoint) else "something else"
+        raise CheckpointError(f"{path} holds {what}, not a training checkpoint of this "
+                              f"repository; pass a {CHECKPOINT_GLOB} file to --resume")
+    return checkpoint
+
+
+def _is_state_dict(obj: object) -> bool:
+    return isinstance(obj, dict) and bool(obj) and all(
+        isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items())
+
+
+def load_state_dict_from(path: str | Path, kind: str) -> dict[str, Tensor]:
+    """The ``kind`` (``"generator"`` or ``"discriminator"``) state dict stored in ``path``.
+
+    ``path`` may be a plain state dict or a checkpoint; name prefixes from
+    ``torch.compile`` or ``DataParallel`` are removed.
+
+    Raises:
+        CheckpointError: unreadable file, or weights of the other network or another model.
+    """
+    obj = read_torch_file(path)
+    if isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT:
+        obj = obj[kind]
+    if not _is_state_dict(obj):
+        raise CheckpointError(f"{path} holds no state dict of a {kind}; use a weights file "
+                              "written by train.py")
+    state = {}
+    for key, value in obj.items():
+        for prefix in PREFIXES:
+            key = key.removeprefix(prefix)
+        state[key] = value
+    if set(state) != _parameter_names(kind):
+        other = "discriminator" if kind == "generator" else "generator"
+        found = f"the {other}" if set(state) == _parameter_names(other) else "another model"
+        raise CheckpointError(f"{path} holds weights of {found}, not of a DCGAN {kind}; "
+                              f"use a {kind} file such as weights/{kind}_final.pth")
+    return state
+
+
+def _parameter_names(kind: str) -> set[str]:
+    """The state-dict keys of a ``kind``; they do not depend on the sizes."""
+    net = Generator(nz=1, ngf=1) if kind == "generator" else Discriminator(ndf=1)
+    return set(net.state_dict())
+
+
+def network_sizes(state: dict[str, Tensor], kind: str) -> dict[str, int]:
+    """The constructor arguments (nz and ngf, or ndf) that ``state``'s shapes imply."""
+    first = state["main.0.weight"].shape  # G: (nz, ngf*8, 4, 4); D: (ndf, 1, 4, 4)
+    if kind == "generator":
+        return {"nz": first[0], "ngf": first[1] // 8}
+    return {"ndf": first[0]}
+
+
+def load_weights(net: nn.Module, path: str | Path, kind: str) -> nn.Module:
+    """Load the ``kind`` weights of ``path`` into ``net``; errors say which sizes differ."""
+    state = load_state_dict_from(path, kind)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError:
+        sizes = network_sizes(state, kind)
+        found = ", ".join(f"{k}={v}" for k, v in sizes.items())
+        flags = " ".join(f"--{k} {v}" for k, v in sizes.items())
+        raise CheckpointError(f"{path} holds a {kind} with {found}, which does not fit this "
+                              f"one; pass the matching sizes ({flags})") from None
+    return net
+
+
+def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Generator:
+    """A Generator built to the sizes stored in ``path``, loaded, in eval mode on ``device``.
+
+    Example:
+        netG = load_generator("weights/generator_final.pth")
+    """
+    state = load_state_dict_from(path, "generator")
+    netG = Generator(**network_sizes(state, "generator"))
+    netG.load_state_dict(state)
+    return netG.to(device).eval()

@@ -1,0 +1,17 @@
+"""Errors a user can fix. train.py prints their one-line message instead of a traceback."""
+
+
+class UserError(Exception):
+    """Bad input or a missing or broken file; the message names it and says what to do.
+
+    ``exit_code`` is the process exit status that train.py uses: 2 for command-line
+    arguments (as argparse does), 1 for everything else.
+    """
+
+    exit_code = 1
+
+
+class ArgumentError(UserError):
+    """A command-line value that cannot work, found after argparse's own checks."""
+
+    exit_code = 2
