@@ -30,7 +30,7 @@ from models import Discriminator, Generator
 from utils.checkpoint import latest_checkpoint, load_checkpoint, save_atomic, save_checkpoint
 from utils.data_loader import load_mnist, make_loader
 from utils.errors import ArgumentError, UserError
-from utils.files import atomic_path
+from utils.files import TEMPORARY_GLOB, atomic_path
 from utils.interrupt import GracefulStop
 from utils.recorder import TrainingRecorder
 from utils.training import gan_step, get_rng_states, resolve_device, seed_everything, set_rng_states
@@ -146,13 +146,18 @@ def apply_checkpoint_config(args: argparse.Namespace, given: set[str], config: d
 
 
 def check_output_folders(args: argparse.Namespace) -> None:
-    """Create the output folders and try writing in each, before any training."""
+    """Create the output folders and try writing in each, before any training.
+
+    Also removes the temporary files that a run killed mid-write left behind.
+    """
     for flag in ("results_dir", "weights_dir", "log_dir"):
         folder = Path(getattr(args, flag))
         try:
             folder.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryFile(dir=folder):
                 pass
+            for leftover in folder.glob(TEMPORARY_GLOB):
+                leftover.unlink()
         except OSError as error:
             raise ArgumentError(f"--{flag} {folder}: cannot create or write there "
                                 f"({error.strerror}); choose a writable folder") from None

@@ -5,6 +5,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+TEMPORARY_GLOB = ".*.tmp"  # the names atomic_path writes to first
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
