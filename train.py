@@ -402,9 +402,15 @@ def main(argv: list[str] | None = None) -> int:
     args, given = parse_args(argv)
     try:
         return train(args, given)
-    except UserError as error:
+    except (UserError, OSError, KeyboardInterrupt) as error:
         if args.debug:
             raise
+        if isinstance(error, KeyboardInterrupt):  # before training began: nothing to save
+            print("train.py: interrupted before training began", file=sys.stderr)
+            return 130
+        if isinstance(error, OSError):  # e.g. a full disk; files are replaced atomically
+            error = UserError(f"{error}; every file written before is complete, and "
+                              f"--resume auto continues from the last checkpoint")
         print(f"train.py: error: {error}", file=sys.stderr)
         return error.exit_code
 

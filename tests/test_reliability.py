@@ -3,6 +3,7 @@
 import json
 import os
 import random
+import resource
 import shutil
 import signal
 import subprocess
@@ -351,3 +352,24 @@ def test_the_wrong_network_is_named(short_run: Path, tmp_path: Path) -> None:
     state = load_state_dict_from(short_run / "weights" / "discriminator_final.pth",
                                  "discriminator")
     assert set(state) == set(Discriminator().state_dict())
+
+
+def test_a_full_disk_is_one_line_and_keeps_complete_files(
+    mnist_root: Path, tmp_path: Path
+) -> None:
+    # Files larger than 20 MB cannot be written: the first checkpoint (about 46 MB) fails as it
+    # would on a full disk (Python ignores SIGXFSZ, so the write raises "File too large").
+    limit = 20_000_000
+    result = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *LONG_RUN, "--data_dir", str(mnist_root),
+         *output_flags(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=300,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("train.py: error: [Errno 27] cannot write ")
+    assert "checkpoint_step_00000013.pth: File too large;" in message
+    assert "--resume auto continues from the last checkpoint" in message
+    assert not list((tmp_path / "weights").glob("*.pth"))  # no truncated checkpoint
+    assert not list((tmp_path / "weights").glob(".*.tmp"))  # nor its temporary file
+    assert_every_file_complete(tmp_path)

@@ -44,8 +44,16 @@ def save_checkpoint(checkpoint: dict, weights_dir: Path, keep: int) -> Path:
 
 def save_atomic(obj: object, path: Path) -> None:
     """``torch.save`` that never leaves a truncated file behind."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        try:
+            torch.save(obj, f)
+        except (OSError, RuntimeError) as error:
+            # A failed write (say, a full disk) raises OSError, which torch's zip writer may
+            # hide behind a RuntimeError of its own while closing: report the real cause.
+            cause = error if isinstance(error, OSError) else error.__context__
+            if not isinstance(cause, OSError):
+                raise
+            raise OSError(cause.errno, f"cannot write {path}: {cause.strerror}") from None
 
 
 def read_torch_file(path: str | Path) -> object:
