@@ -357,7 +357,7 @@ def test_the_wrong_network_is_named(short_run: Path, tmp_path: Path) -> None:
 def test_a_full_disk_is_one_line_and_keeps_complete_files(
     mnist_root: Path, tmp_path: Path
 ) -> None:
-    # Files larger than 20 MB cannot be written: the first checkpoint (about 46 MB) fails as it
+    # Files larger than 20 MB cannot be written: the first checkpoint (step 4, about 46 MB) fails as it
     # would on a full disk (Python ignores SIGXFSZ, so the write raises "File too large").
     limit = 20_000_000
     result = subprocess.run(
@@ -368,7 +368,7 @@ def test_a_full_disk_is_one_line_and_keeps_complete_files(
     assert "Traceback" not in result.stderr
     message = result.stderr.strip().splitlines()[-1]
     assert message.startswith("train.py: error: [Errno 27] cannot write ")
-    assert "checkpoint_step_00000013.pth: File too large;" in message
+    assert "checkpoint_step_00000004.pth: File too large;" in message
     assert "--resume auto continues from the last checkpoint" in message
     assert not list((tmp_path / "weights").glob("*.pth"))  # no truncated checkpoint
     assert not list((tmp_path / "weights").glob(".*.tmp"))  # nor its temporary file
