@@ -357,8 +357,8 @@ def test_the_wrong_network_is_named(short_run: Path, tmp_path: Path) -> None:
 def test_a_full_disk_is_one_line_and_keeps_complete_files(
     mnist_root: Path, tmp_path: Path
 ) -> None:
-    # Files larger than 20 MB cannot be written: the first checkpoint (step 4, about 46 MB) fails as it
-    # would on a full disk (Python ignores SIGXFSZ, so the write raises "File too large").
+    # Files over 20 MB cannot be written: the first checkpoint (step 4, about 46 MB) fails as
+    # it would on a full disk (Python ignores SIGXFSZ, so the write raises "File too large").
     limit = 20_000_000
     result = subprocess.run(
         [sys.executable, str(REPO / "train.py"), *LONG_RUN, "--data_dir", str(mnist_root),
