@@ -26,15 +26,22 @@ from torch.optim import Adam
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from models import Discriminator, Generator
-from utils.checkpoint import latest_checkpoint, load_checkpoint, save_atomic, save_checkpoint
+from models import Discriminator, Generator, Judge
+from utils.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    load_judge,
+    save_atomic,
+    save_checkpoint,
+)
 from utils.data_loader import load_mnist, make_loader
 from utils.errors import ArgumentError, UserError
 from utils.files import TEMPORARY_GLOB, atomic_path
 from utils.interrupt import GracefulStop
+from utils.metrics import Reference, evaluate_generator, make_reference
 from utils.recorder import TrainingRecorder
 from utils.training import gan_step, get_rng_states, resolve_device, seed_everything, set_rng_states
-from utils.visualize import generate_fixed_noise_grid, save_interpolation_grid
+from utils.visualize import digit_endpoints, generate_fixed_noise_grid, save_interpolation_grid
 
 INTERPOLATION_ROWS, INTERPOLATION_STEPS = 8, 10
 # Flags that change what is computed: at --resume they must match the checkpoint.
@@ -111,6 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
              "at each epoch's end and on Ctrl-C; 0 for epoch ends only (default: %(default)s)")
     add("--keep_checkpoints", type=positive_int, default=3,
         help="how many of the newest checkpoints to keep (default: %(default)s)")
+    add("--eval_interval", type=non_negative_int, default=5,
+        help="score the generator (FID and more, see evaluate.py) every N epochs and after the "
+             "last, keeping the best-FID generator as generator_best.pth; 0 turns it off "
+             "(default: %(default)s)")
+    add("--eval_samples", type=positive_int, default=10_000,
+        help="samples per evaluation (default: %(default)s)")
+    add("--judge", default="weights/judge.pth",
+        help="the judge network (train_judge.py) for evaluation and for interpolations between "
+             "chosen digits; without it interpolations run between random points "
+             "(default: %(default)s)")
     add("--resume", metavar="PATH", default=None,
         help="continue a run exactly where a checkpoint left it: a checkpoint file, or 'auto' "
              "for the newest in --weights_dir (a fresh start if there is none). Flags left out "
@@ -190,9 +207,13 @@ class Run:
     loader: DataLoader
     loader_rng: torch.Generator
     fixed_noise: Tensor  # one noise batch for every grid, so epochs compare image by image
-    endpoints: Tensor  # (2, rows, nz, 1, 1): the fixed interpolation endpoints
+    endpoints: Tensor  # (2, rows, nz, 1, 1): interpolation endpoints when there is no judge
+    endpoint_pool: Tensor  # latent points among which the judge picks digit endpoints
     run_name: str
     config: dict
+    judge: Judge | None = None
+    reference: Reference | None = None  # the real data evaluations compare with
+    best_fid: float = math.inf
     epochs_done: int = 0
     batch: int = 0  # batches done in the epoch in progress (0: it has not begun)
     step: int = 0  # batches done in the whole run
@@ -216,7 +237,7 @@ class Run:
                 "epochs_done": self.epochs_done, "batch": self.batch, "step": self.step,
                 "epoch_start_rng": self.epoch_start_rng, "rng": get_rng_states(self.loader_rng),
                 "fixed_noise": self.fixed_noise, "interpolation_endpoints": self.endpoints,
-                "run_name": self.run_name, "config": self.config}
+                "run_name": self.run_name, "config": self.config, "best_fid": self.best_fid}
 
     def restore(self, checkpoint: dict) -> None:
         """Load a ``checkpoint()`` dict into this run (weights, optimisers, position, RNGs)."""
@@ -231,12 +252,24 @@ class Run:
             checkpoint[key] for key in ("epochs_done", "batch", "step"))
         self.epoch_start_rng = checkpoint["epoch_start_rng"]
         self.run_name = checkpoint["run_name"]
+        self.best_fid = checkpoint["best_fid"]
         set_rng_states(checkpoint["rng"], self.loader_rng)
 
     def save_checkpoint(self) -> Path:
         """Write a checkpoint of the run as it is now; keep the newest few."""
         return save_checkpoint(self.checkpoint(), Path(self.args.weights_dir),
                                keep=self.args.keep_checkpoints)
+
+
+def load_judging(args: argparse.Namespace, train_images: Tensor) -> tuple:
+    """The judge and the evaluation reference, as far as the flags ask for and files allow."""
+    if not args.eval_interval and not Path(args.judge).is_file():
+        return None, None  # interpolations between random points, no evaluation
+    judge = load_judge(args.judge, args.device)
+    if not args.eval_interval:
+        return judge, None
+    test_images, test_labels = load_mnist(args.data_dir, train=False)
+    return judge, make_reference(judge, test_images, test_labels, train_images)
 
 
 def build_run(args: argparse.Namespace, images: Tensor) -> Run:
@@ -256,6 +289,9 @@ def build_run(args: argparse.Namespace, images: Tensor) -> Run:
         loader_rng=loader_rng,
         fixed_noise=torch.randn(64, args.nz, 1, 1, device=device),
         endpoints=torch.randn(2, INTERPOLATION_ROWS, args.nz, 1, 1, device=device),
+        # its own generator: does not move the global random state
+        endpoint_pool=torch.randn(1024, args.nz, 1, 1,
+                                  generator=torch.Generator().manual_seed(args.seed)),
         run_name=run_name,
         config={**vars(args), "run_name": run_name, "torch_version": str(torch.__version__),
                 "train_images": len(images)},
@@ -324,10 +360,21 @@ def end_epoch(run: Run, recorder: TrainingRecorder) -> None:
         samples = generate_fixed_noise_grid(run.netG, run.fixed_noise,
                                             results(args, f"epoch_{epoch}_final"))
         if epoch % args.save_interval == 0 or last:
-            save_interpolation_grid(run.netG, run.endpoints,
+            endpoints = run.endpoints if run.judge is None else digit_endpoints(
+                run.netG, run.judge, run.endpoint_pool)
+            save_interpolation_grid(run.netG, endpoints,
                                     results(args, f"interpolation_epoch_{epoch}"),
                                     n_steps=INTERPOLATION_STEPS)
     recorder.log_epoch(run.step, samples)
+    if run.reference is not None and (epoch % args.eval_interval == 0 or last):
+        scores = evaluate_generator(run.netG, run.judge, run.reference, args.eval_samples,
+                                    seed=args.seed)
+        recorder.log_evaluation(epoch, run.step, scores)
+        tqdm.write(f"epoch {epoch}: FID {scores['fid']:.3f}, Inception Score "
+                   f"{scores['inception_score']:.2f}, coverage {scores['coverage']:.3f}")
+        if scores["fid"] < run.best_fid:
+            run.best_fid = scores["fid"]
+            save_atomic(cpu_state(run.netG), weights_dir / "generator_best.pth")
     if epoch % args.save_interval == 0:
         save_atomic(cpu_state(run.netG), weights_dir / f"generator_epoch_{epoch}.pth")
         save_atomic(cpu_state(run.netD), weights_dir / f"discriminator_epoch_{epoch}.pth")
@@ -364,6 +411,7 @@ def train(args: argparse.Namespace, given: set[str]) -> int:
     print(f"device: {args.device}")
     images, _ = load_mnist(args.data_dir, train=True)
     run = build_run(args, images)
+    run.judge, run.reference = load_judging(args, images)
     if checkpoint is not None:
         run.restore(checkpoint)
         run.config = {**checkpoint["config"], **vars(args), "run_name": run.run_name}

@@ -1,7 +1,8 @@
-"""The two DCGAN networks. Importing this package builds nothing and reads no data."""
+"""The two DCGAN networks and the judge. Importing this package builds nothing, reads no data."""
 
 from models.discriminator import Discriminator
 from models.generator import Generator
 from models.init import init_dcgan_weights
+from models.judge import Judge
 
-__all__ = ["Discriminator", "Generator", "init_dcgan_weights"]
+__all__ = ["Discriminator", "Generator", "Judge", "init_dcgan_weights"]

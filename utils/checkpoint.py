@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from models import Discriminator, Generator
+from models import Discriminator, Generator, Judge
 from utils.errors import UserError
 from utils.files import atomic_path
 
@@ -101,17 +101,23 @@ def load_state_dict_from(path: str | Path, kind: str) -> dict[str, Tensor]:
     if not _is_state_dict(obj):
         raise CheckpointError(f"{path} holds no state dict of a {kind}; use a weights file "
                               "written by train.py")
-    state = {}
-    for key, value in obj.items():
-        for prefix in PREFIXES:
-            key = key.removeprefix(prefix)
-        state[key] = value
+    state = _strip_prefixes(obj)
     if set(state) != _parameter_names(kind):
         other = "discriminator" if kind == "generator" else "generator"
         found = f"the {other}" if set(state) == _parameter_names(other) else "another model"
         raise CheckpointError(f"{path} holds weights of {found}, not of a DCGAN {kind}; "
                               f"use a {kind} file such as weights/{kind}_final.pth")
     return state
+
+
+def _strip_prefixes(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``state`` with the name prefixes of ``torch.compile`` and ``DataParallel`` removed."""
+    stripped = {}
+    for key, value in state.items():
+        for prefix in PREFIXES:
+            key = key.removeprefix(prefix)
+        stripped[key] = value
+    return stripped
 
 
 def _parameter_names(kind: str) -> set[str]:
@@ -152,3 +158,18 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Gene
     netG = Generator(**network_sizes(state, "generator"))
     netG.load_state_dict(state)
     return netG.to(device).eval()
+
+
+def load_judge(path: str | Path, device: str | torch.device = "cpu") -> Judge:
+    """The judge network of ``path`` (made by train_judge.py), in eval mode on ``device``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing: make it with `python train_judge.py` "
+                              "(about 2 minutes on a CPU), or pass the file with --judge")
+    judge = Judge()
+    try:
+        judge.load_state_dict(_strip_prefixes(read_torch_file(path)))
+    except (RuntimeError, TypeError, AttributeError):
+        raise CheckpointError(f"{path} holds no judge weights; make it with "
+                              "`python train_judge.py`") from None
+    return judge.to(device).eval()

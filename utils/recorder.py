@@ -12,6 +12,9 @@ from utils.training import STAT_NAMES
 from utils.visualization import image_grid, plot_training_curves
 
 COLUMNS = ("epoch", "batch", "step", *STAT_NAMES)
+EVALUATION_COLUMNS = ("epoch", "step", "fid", "kid", "inception_score", "judge_confidence",
+                      "digit_kl", "min_digit_ratio", "precision", "recall", "density", "coverage",
+                      "nn_distance_ratio", "copies")
 
 # TensorBoard tags allow only letters, digits and "-/_.", so D(x) cannot be a tag name.
 TENSORBOARD_TAGS = {
@@ -45,13 +48,16 @@ class TrainingRecorder:
         self.csv_path = results_dir / "training_data.csv"
         self.json_path = results_dir / "training_data.json"
         self.curves_path = results_dir / "training_curves.png"
-        if resume_step is None or not self.csv_path.exists():
-            with open(self.csv_path, "w", newline="") as f:
-                csv.writer(f).writerow(COLUMNS)
-        else:
-            kept = pd.read_csv(self.csv_path).query("step <= @resume_step")
-            with atomic_path(self.csv_path) as tmp:
-                kept.to_csv(tmp, index=False)
+        self.evaluation_path = results_dir / "evaluation_history.csv"
+        for path, columns in ((self.csv_path, COLUMNS),
+                              (self.evaluation_path, EVALUATION_COLUMNS)):
+            if resume_step is None or not path.exists():
+                with atomic_path(path) as tmp:
+                    tmp.write_text(",".join(columns) + "\n")
+            else:  # drop what was written after the checkpoint; it will be written again
+                kept = pd.read_csv(path).query("step <= @resume_step")
+                with atomic_path(path) as tmp:
+                    kept.to_csv(tmp, index=False)
         self._csv_file = open(self.csv_path, "a", newline="")  # noqa: SIM115 (closed in close())
         self._csv = csv.writer(self._csv_file)
         purge_step = None if resume_step is None else resume_step + 1
@@ -69,6 +75,14 @@ class TrainingRecorder:
         self.tensorboard.add_image("samples/fixed_noise", image_grid(samples), step)
         self.export_json()
         plot_training_curves(self.csv_path, self.curves_path)
+
+    def log_evaluation(self, epoch: int, step: int, scores: dict) -> None:
+        """Append quality ``scores`` (utils/metrics.py) to the history and TensorBoard."""
+        row = {"epoch": epoch, "step": step, **scores}
+        with open(self.evaluation_path, "a", newline="") as f:
+            csv.writer(f).writerow([row[column] for column in EVALUATION_COLUMNS])
+        for column in EVALUATION_COLUMNS[2:]:
+            self.tensorboard.add_scalar(f"eval/{column}", scores[column], step)
 
     def export_json(self) -> None:
         """Rewrite ``training_data.json`` from the CSV and flush TensorBoard's events."""

@@ -86,3 +86,53 @@ def save_interpolation_grid(
     images = netG(interpolation_noise(endpoints, n_steps, method))
     save_image_grid(images, path, nrow=n_steps)
     return images
+
+
+# Rows of the interpolation images: the first runs 1 -> 7, the original README's example.
+DIGIT_PAIRS = ((1, 7), (0, 8), (2, 3), (4, 9), (5, 6), (3, 8), (6, 0), (7, 2))
+
+
+@torch.no_grad()
+def digit_probabilities(netG: nn.Module, judge: nn.Module, noise: Tensor) -> Tensor:
+    """The judge's class probabilities ``(N, 10)`` for the images ``netG`` draws from ``noise``."""
+    device = next(netG.parameters()).device
+    return judge(netG(noise.to(device)).to(next(judge.parameters()).device)).softmax(1).cpu()
+
+
+def digit_endpoints(netG: nn.Module, judge: nn.Module, pool: Tensor,
+                    pairs: tuple[tuple[int, int], ...] = DIGIT_PAIRS) -> Tensor:
+    """Interpolation endpoints ``(2, len(pairs), nz, 1, 1)`` that run between chosen digits.
+
+    For each pair ``(a, b)`` the start is the latent point of ``pool`` ``(M, nz, 1, 1)`` whose
+    image the judge finds most surely an ``a``, the end the one most surely a ``b``.
+    """
+    probabilities = digit_probabilities(netG, judge, pool)
+    best = probabilities.argmax(0)  # per digit: the pool index of its most confident image
+    starts = torch.stack([pool[best[a]] for a, _ in pairs])
+    ends = torch.stack([pool[best[b]] for _, b in pairs])
+    return torch.stack([starts, ends])
+
+
+def sample_digit(netG: nn.Module, judge: nn.Module, digit: int, n: int, nz: int,
+                 generator: torch.Generator, min_confidence: float = 0.9,
+                 batch_size: int = 1000, max_draws: int = 200_000) -> Tensor:
+    """Noise vectors ``(n, nz, 1, 1)`` whose images the judge confidently calls ``digit``.
+
+    Rejection sampling in batches drawn from ``generator``: a vector is kept when the judge
+    gives ``digit`` a probability of at least ``min_confidence``.
+
+    Raises:
+        ValueError: fewer than ``n`` were found in ``max_draws`` draws.
+    """
+    kept: list[Tensor] = []
+    found = drawn = 0
+    while found < n and drawn < max_draws:
+        noise = torch.randn(batch_size, nz, 1, 1, generator=generator)
+        confident = digit_probabilities(netG, judge, noise)[:, digit] >= min_confidence
+        kept.append(noise[confident])
+        found += int(confident.sum())
+        drawn += batch_size
+    if found < n:
+        raise ValueError(f"only {found} of {drawn} samples were a {digit} with confidence "
+                         f">= {min_confidence}; lower --min_confidence or ask for fewer")
+    return torch.cat(kept)[:n]

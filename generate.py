@@ -1,0 +1,75 @@
+"""Draw digits with a trained generator.
+
+    python generate.py                                # 64 digits, weights/generator_final.pth
+    python generate.py --n 16 --digit 7 --out sevens.png
+    python generate.py --n 100 --out_dir samples/     # 100 separate PNG files
+
+With --digit, samples are drawn until the judge (weights/judge.pth, made by train_judge.py)
+calls --n of them that digit with at least --min_confidence.
+"""
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import torch
+
+from utils.checkpoint import load_generator, load_judge
+from utils.errors import UserError
+from utils.training import resolve_device
+from utils.visualization import save_image_grid
+from utils.visualize import sample_digit
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Generate and save; returns the exit status."""
+    parser = argparse.ArgumentParser(description="Draw MNIST digits with a trained generator.")
+    parser.add_argument("--weights", default="weights/generator_final.pth",
+                        help="generator weights or checkpoint (default: %(default)s)")
+    parser.add_argument("--n", type=int, default=64, help="how many digits (default: %(default)s)")
+    parser.add_argument("--out", default="generated.png",
+                        help="one PNG grid of all digits (default: %(default)s)")
+    parser.add_argument("--out_dir", default=None,
+                        help="write one PNG per digit into this folder instead of a grid")
+    parser.add_argument("--digit", type=int, choices=range(10), default=None,
+                        help="only this digit, as the judge sees it (default: any)")
+    parser.add_argument("--min_confidence", type=float, default=0.9,
+                        help="with --digit: the judge's least probability (default: %(default)s)")
+    parser.add_argument("--judge", default="weights/judge.pth",
+                        help="judge weights for --digit (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                        help="default: %(default)s")
+    args = parser.parse_args(argv)
+    if args.n < 1:
+        parser.error(f"argument --n: expected a positive integer, got {args.n}")
+    generator = torch.Generator().manual_seed(args.seed)
+    try:
+        device = resolve_device(args.device)
+        netG = load_generator(args.weights, device)
+        if args.digit is None:
+            noise = torch.randn(args.n, netG.nz, 1, 1, generator=generator)
+        else:
+            judge = load_judge(args.judge, device)
+            noise = sample_digit(netG, judge, args.digit, args.n, netG.nz, generator,
+                                 args.min_confidence)
+    except (UserError, ValueError) as error:
+        print(f"generate.py: error: {error}", file=sys.stderr)
+        return getattr(error, "exit_code", 1)
+    with torch.no_grad():
+        images = netG(noise.to(device)).cpu()
+    if args.out_dir:
+        folder = Path(args.out_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, image in enumerate(images):
+            save_image_grid(image[None], folder / f"{i:05d}.png", nrow=1)
+        print(f"wrote {len(images)} images to {folder}/")
+    else:
+        save_image_grid(images, args.out, nrow=math.ceil(math.sqrt(len(images))))
+        print(f"wrote a grid of {len(images)} images to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

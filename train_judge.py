@@ -1,0 +1,110 @@
+"""Train the judge, the MNIST classifier whose features and labels score generated digits.
+
+    python train_judge.py --data_dir data
+
+Writes its weights to weights/judge.pth and its test accuracy, seed and settings to
+weights/judge.json. The shipped judge was made by exactly this command (see judge.json).
+"""
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.optim import Adam
+from torch.optim.lr_scheduler import CosineAnnealingLR
+from tqdm import tqdm
+
+from models import Judge
+from utils.checkpoint import save_atomic
+from utils.data_loader import load_mnist, make_loader
+from utils.errors import UserError
+from utils.training import resolve_device, seed_everything
+
+
+@torch.no_grad()
+def accuracy(judge: Judge, images: torch.Tensor, labels: torch.Tensor,
+             batch_size: int = 1000) -> float:
+    """Share of ``images`` that ``judge`` (in eval mode) labels correctly."""
+    judge.eval()
+    device = next(judge.parameters()).device
+    correct = sum((judge(images[i:i + batch_size].to(device)).argmax(1).cpu()
+                   == labels[i:i + batch_size]).sum().item()
+                  for i in range(0, len(images), batch_size))
+    return correct / len(images)
+
+
+def train_judge(images: torch.Tensor, labels: torch.Tensor, epochs: int, batch_size: int,
+                lr: float, seed: int, device: torch.device) -> Judge:
+    """Train a Judge on ``images`` ``(N, 1, 28, 28)`` in [-1, 1] and their ``labels``.
+
+    Cross-entropy, Adam, and a learning rate that decays to 0 along a cosine.
+    """
+    seed_everything(seed)
+    judge = Judge().to(device)
+    optimizer = Adam(judge.parameters(), lr=lr)
+    order = torch.Generator().manual_seed(seed)
+    loader = make_loader(torch.arange(len(images)), batch_size, order)  # batches of indices
+    schedule = CosineAnnealingLR(optimizer, T_max=epochs * len(loader))
+    for epoch in range(1, epochs + 1):
+        judge.train()
+        for index in tqdm(loader, desc=f"judge epoch {epoch}/{epochs}", unit="batch"):
+            loss = F.cross_entropy(judge(images[index].to(device)), labels[index].to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+    return judge.eval()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train, test and save the judge; returns the exit status."""
+    parser = argparse.ArgumentParser(description="Train the MNIST judge network.")
+    parser.add_argument("--data_dir", default="data", help="folder holding MNIST/raw "
+                        "(default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=6, help="epochs (default: %(default)s)")
+    parser.add_argument("--batch_size", type=int, default=128,
+                        help="batch size (default: %(default)s)")
+    parser.add_argument("--lr", type=float, default=1e-3,
+                        help="Adam learning rate (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    parser.add_argument("--out", default="weights/judge.pth",
+                        help="weights file; a .json with its accuracy goes beside it "
+                             "(default: %(default)s)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                        help="default: %(default)s")
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
+    try:
+        device = resolve_device(args.device)
+        train_images, train_labels = load_mnist(args.data_dir, train=True)
+        test_images, test_labels = load_mnist(args.data_dir, train=False)
+    except UserError as error:
+        print(f"train_judge.py: error: {error}", file=sys.stderr)
+        return error.exit_code
+    started = time.time()
+    judge = train_judge(train_images, train_labels, args.epochs, args.batch_size, args.lr,
+                        args.seed, device)
+    test_accuracy = accuracy(judge, test_images, test_labels)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_atomic({k: v.cpu() for k, v in judge.state_dict().items()}, out)
+    record = {"test_accuracy": test_accuracy, "train_accuracy":
+              accuracy(judge, train_images, train_labels), "seed": args.seed,
+              "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+              "train_images": len(train_images), "test_images": len(test_images),
+              "seconds": round(time.time() - started), "device": str(device),
+              "torch_version": str(torch.__version__), "date": time.strftime("%Y-%m-%d"),
+              "command": shlex.join(["python", "train_judge.py", *argv])}
+    out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+    print(f"test accuracy {100 * test_accuracy:.2f}% on {len(test_images)} images; "
+          f"saved {out} and {out.with_suffix('.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
