@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="only this digit, as the judge sees it (default: any)")
     parser.add_argument("--min_confidence", type=float, default=0.9,
                         help="with --digit: the judge's least probability (default: %(default)s)")
+    parser.add_argument("--max_draws", type=int, default=None,
+                        help="with --digit: give up after this many samples "
+                             "(default: 50 per digit asked for, at least 20000)")
     parser.add_argument("--judge", default="weights/judge.pth",
                         help="judge weights for --digit (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
@@ -44,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error(f"argument --n: expected a positive integer, got {args.n}")
+    if not 0 < args.min_confidence <= 1:
+        parser.error(f"argument --min_confidence: expected a number in (0, 1], "
+                     f"got {args.min_confidence}")
     generator = torch.Generator().manual_seed(args.seed)
     try:
         device = resolve_device(args.device)
@@ -53,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             judge = load_judge(args.judge, device)
             noise = sample_digit(netG, judge, args.digit, args.n, netG.nz, generator,
-                                 args.min_confidence)
+                                 args.min_confidence, max_draws=args.max_draws)
     except (UserError, ValueError) as error:
         print(f"generate.py: error: {error}", file=sys.stderr)
         return getattr(error, "exit_code", 1)

@@ -20,9 +20,13 @@ def write_idx(path: Path, array: np.ndarray) -> None:
     path.write_bytes(header + array.astype(np.uint8).tobytes())
 
 
-def synthetic_digits(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` 28 x 28 uint8 images (a bright bar whose place depends on the label) and labels."""
-    labels = rng.integers(0, 10, n)
+def synthetic_digits(n: int, rng: np.random.Generator,
+                     label: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` 28 x 28 uint8 images (a bright bar whose place depends on the label) and labels.
+
+    The labels are random, or all ``label``.
+    """
+    labels = rng.integers(0, 10, n) if label is None else np.full(n, label)
     images = rng.integers(0, 40, (n, 28, 28))
     for image, label in zip(images, labels, strict=True):
         image[4:24, 2 + 2 * label : 6 + 2 * label] = 255
@@ -43,13 +47,18 @@ def mnist_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def run_train(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run ``train.py`` with ``args`` in a subprocess; output captured as text."""
+def run_script(script: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run one of the repository's scripts with ``args``; output captured as text."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [sys.executable, str(REPO / "train.py"), *args],
+        [sys.executable, str(REPO / script), *args],
         cwd=cwd or REPO, env=env, capture_output=True, text=True, timeout=600,
     )
+
+
+def run_train(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``train.py`` with ``args`` in a subprocess; output captured as text."""
+    return run_script("train.py", *args, cwd=cwd)
 
 
 def output_flags(out: Path) -> list[str]:
@@ -58,15 +67,33 @@ def output_flags(out: Path) -> list[str]:
             "--log_dir", str(out / "logs")]
 
 
-# A short run: 2 epochs of 3 batches of 16, every output switched on.
+@pytest.fixture(scope="session")
+def tiny_judge(mnist_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A judge trained by train_judge.py on the synthetic MNIST (its weights file)."""
+    out = tmp_path_factory.mktemp("judge") / "judge.pth"
+    result = run_script("train_judge.py", "--data_dir", str(mnist_root), "--epochs", "3",
+                        "--batch_size", "32", "--out", str(out), "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+# A short run: 2 epochs of 3 batches of 16, every output switched on, evaluated every epoch.
 SHORT_RUN = ["--n_epochs", "2", "--limit_batches", "3", "--batch_size", "16",
-             "--save_interval", "1", "--sample_interval", "2", "--device", "cpu"]
+             "--save_interval", "1", "--sample_interval", "2", "--eval_interval", "1",
+             "--eval_samples", "64", "--device", "cpu"]
+
+
+def short_run_flags(mnist_root: Path, judge: Path, out: Path) -> list[str]:
+    """SHORT_RUN on the synthetic MNIST with the tiny judge, writing under ``out``."""
+    return [*SHORT_RUN, "--data_dir", str(mnist_root), "--judge", str(judge),
+            *output_flags(out)]
 
 
 @pytest.fixture(scope="session")
-def short_run(mnist_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def short_run(mnist_root: Path, tiny_judge: Path,
+              tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The output folder of one short training run on the synthetic MNIST."""
     out = tmp_path_factory.mktemp("run")
-    result = run_train(*SHORT_RUN, "--data_dir", str(mnist_root), *output_flags(out))
+    result = run_train(*short_run_flags(mnist_root, tiny_judge, out))
     assert result.returncode == 0, result.stderr
     return out

@@ -23,11 +23,23 @@ from models import Discriminator, Generator
 from tests.conftest import REPO, output_flags, run_train, write_idx
 from utils.checkpoint import CheckpointError, load_generator, load_state_dict_from, load_weights
 
-# 3 epochs of 13 batches (200 synthetic images, batch 16), a checkpoint every 4 batches.
+# 3 epochs of 13 batches (200 synthetic images, batch 16), a checkpoint every 4 batches,
+# an evaluation every 2 epochs and after the last.
 LONG_RUN = ["--n_epochs", "3", "--batch_size", "16", "--checkpoint_interval", "4",
             "--keep_checkpoints", "100", "--save_interval", "1", "--sample_interval", "5",
-            "--device", "cpu"]
+            "--eval_interval", "2", "--eval_samples", "64", "--device", "cpu"]
 N_STEPS = 39
+
+
+@pytest.fixture(scope="module")
+def long_run(mnist_root: Path, tiny_judge: Path) -> Callable[[Path], list[str]]:
+    """The flags of LONG_RUN on the synthetic MNIST with the tiny judge, writing under a folder."""
+
+    def flags(out: Path) -> list[str]:
+        return [*LONG_RUN, "--data_dir", str(mnist_root), "--judge", str(tiny_judge),
+                *output_flags(out)]
+
+    return flags
 
 
 def start_train(*args: str) -> subprocess.Popen:
@@ -65,20 +77,21 @@ def assert_every_file_complete(out: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def reference(mnist_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def reference(long_run: Callable, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An uninterrupted LONG_RUN."""
     out = tmp_path_factory.mktemp("reference")
-    result = run_train(*LONG_RUN, "--data_dir", str(mnist_root), *output_flags(out))
+    result = run_train(*long_run(out))
     assert result.returncode == 0, result.stderr
     return out
 
 
 def assert_same_run(out: Path, reference: Path) -> None:
-    """Same per-batch numbers (exactly) and same final weights as the reference run."""
-    pd.testing.assert_frame_equal(pd.read_csv(out / "results" / "training_data.csv"),
-                                  pd.read_csv(reference / "results" / "training_data.csv"),
-                                  check_exact=True)
-    for name in ("generator_final.pth", "discriminator_final.pth"):
+    """Same per-batch numbers and evaluations (exactly) and final weights as the reference."""
+    for name in ("training_data.csv", "evaluation_history.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(out / "results" / name),
+                                      pd.read_csv(reference / "results" / name),
+                                      check_exact=True)
+    for name in ("generator_final.pth", "discriminator_final.pth", "generator_best.pth"):
         ours = torch.load(out / "weights" / name, weights_only=True)
         theirs = torch.load(reference / "weights" / name, weights_only=True)
         assert all(torch.equal(ours[k], theirs[k]) for k in theirs), name
@@ -99,9 +112,9 @@ def test_resume_from_a_mid_epoch_checkpoint_is_exact(reference: Path, tmp_path: 
 
 
 def test_sigkill_at_random_moments_loses_nothing(
-    reference: Path, mnist_root: Path, tmp_path: Path
+    reference: Path, long_run: Callable, tmp_path: Path
 ) -> None:
-    flags = [*LONG_RUN, "--data_dir", str(mnist_root), *output_flags(tmp_path), "--resume", "auto"]
+    flags = [*long_run(tmp_path), "--resume", "auto"]
     chance = random.Random(0)
     for rows in sorted(chance.sample(range(2, N_STEPS - 1), 3)):
         process = start_train(*flags)
@@ -118,9 +131,9 @@ def test_sigkill_at_random_moments_loses_nothing(
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_finishes_the_batch_checkpoints_and_tells_how_to_resume(
-    signum: int, code: int, reference: Path, mnist_root: Path, tmp_path: Path
+    signum: int, code: int, reference: Path, long_run: Callable, tmp_path: Path
 ) -> None:
-    process = start_train(*LONG_RUN, "--data_dir", str(mnist_root), *output_flags(tmp_path))
+    process = start_train(*long_run(tmp_path))
     wait_for_rows(tmp_path / "results" / "training_data.csv", 7, process)
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=60)
@@ -137,9 +150,8 @@ def test_signal_finishes_the_batch_checkpoints_and_tells_how_to_resume(
     assert_same_run(tmp_path, reference)
 
 
-def test_second_interrupt_exits_at_once(mnist_root: Path, tmp_path: Path) -> None:
-    process = start_train(*LONG_RUN, "--batch_size", "64", "--data_dir", str(mnist_root),
-                          *output_flags(tmp_path))
+def test_second_interrupt_exits_at_once(long_run: Callable, tmp_path: Path) -> None:
+    process = start_train(*long_run(tmp_path), "--batch_size", "64")
     wait_for_rows(tmp_path / "results" / "training_data.csv", 2, process)
     process.send_signal(signal.SIGINT)
     for line in process.stderr:  # wait until the first interrupt was taken
@@ -153,10 +165,9 @@ def test_second_interrupt_exits_at_once(mnist_root: Path, tmp_path: Path) -> Non
 
 
 def test_divergence_stops_with_the_step_and_saves_nothing(
-    mnist_root: Path, tmp_path: Path
+    long_run: Callable, tmp_path: Path
 ) -> None:
-    result = run_train(*LONG_RUN, "--lr", "1e30", "--data_dir", str(mnist_root),
-                       *output_flags(tmp_path))
+    result = run_train(*long_run(tmp_path), "--lr", "1e30")
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     message = result.stderr.strip().splitlines()[-1]
@@ -280,6 +291,9 @@ BAD_INPUTS = [  # (id, arguments, exit status, text the one-line message must ho
      "train-images-idx3-ubyte is not an MNIST IDX file"),
     ("IDX counts differ", ["--data_dir", damaged_mnist(too_few_labels)], 1,
      "images but 7 labels"),
+    ("judge missing", ["--judge", "nowhere/judge.pth"], 1,
+     "nowhere/judge.pth is missing: make it with `python train_judge.py`"),
+    ("judge not a judge", ["--judge", run_weights], 1, "holds no judge weights"),
 ]
 if not torch.cuda.is_available():
     BAD_INPUTS.append(("device cuda", ["--device", "cuda"], 2,
@@ -355,14 +369,14 @@ def test_the_wrong_network_is_named(short_run: Path, tmp_path: Path) -> None:
 
 
 def test_a_full_disk_is_one_line_and_keeps_complete_files(
-    mnist_root: Path, tmp_path: Path
+    long_run: Callable, tmp_path: Path
 ) -> None:
     # Files over 20 MB cannot be written: the first checkpoint (step 4, about 46 MB) fails as
     # it would on a full disk (Python ignores SIGXFSZ, so the write raises "File too large").
     limit = 20_000_000
     result = subprocess.run(
-        [sys.executable, str(REPO / "train.py"), *LONG_RUN, "--data_dir", str(mnist_root),
-         *output_flags(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=300,
+        [sys.executable, str(REPO / "train.py"), *long_run(tmp_path)], cwd=REPO,
+        capture_output=True, text=True, timeout=300,
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
     assert result.returncode == 1
     assert "Traceback" not in result.stderr

@@ -14,8 +14,8 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import REPO, SHORT_RUN, output_flags, run_train
-from utils.recorder import COLUMNS, TENSORBOARD_TAGS
+from tests.conftest import REPO, run_train, short_run_flags
+from utils.recorder import COLUMNS, EVALUATION_COLUMNS, TENSORBOARD_TAGS
 
 N_STEPS = 6  # SHORT_RUN: 2 epochs x 3 batches
 
@@ -26,13 +26,13 @@ def test_every_promised_file_is_written(short_run: Path) -> None:
         "config.json", "training_data.csv", "training_data.json", "training_curves.png",
         "epoch_1_final.png", "epoch_2_final.png", "interpolation_epoch_1.png",
         "interpolation_epoch_2.png", "sample_step_2.png", "sample_step_4.png",
-        "sample_step_6.png",
+        "sample_step_6.png", "evaluation_history.csv",
     }
     expected_weights = {
         "checkpoint_step_00000003.pth", "checkpoint_step_00000006.pth",  # the epoch ends
         "generator_final.pth", "discriminator_final.pth",
         "generator_epoch_1.pth", "generator_epoch_2.pth",
-        "discriminator_epoch_1.pth", "discriminator_epoch_2.pth",
+        "discriminator_epoch_1.pth", "discriminator_epoch_2.pth", "generator_best.pth",
     }
     assert {p.name for p in results.iterdir()} == expected_results
     assert {p.name for p in weights.iterdir()} == expected_weights
@@ -70,6 +70,25 @@ def test_tensorboard_events_match_the_csv(short_run: Path) -> None:
     images = events.Images("samples/fixed_noise")
     assert [e.step for e in images] == [3, 6]
     assert (images[0].width, images[0].height) == (242, 242)
+
+
+def test_evaluation_history_and_best_generator(short_run: Path) -> None:
+    history = pd.read_csv(short_run / "results" / "evaluation_history.csv")
+    assert tuple(history.columns) == EVALUATION_COLUMNS
+    assert history["epoch"].tolist() == [1, 2] and history["step"].tolist() == [3, 6]
+    assert np.isfinite(history.drop(columns=["epoch", "step"]).to_numpy()).all()
+    assert (history["fid"] > 0).all() and history["coverage"].between(0, 1).all()
+    best_epoch = int(history.loc[history["fid"].idxmin(), "epoch"])
+    best = torch.load(short_run / "weights" / "generator_best.pth", weights_only=True)
+    chosen = torch.load(short_run / "weights" / f"generator_epoch_{best_epoch}.pth",
+                        weights_only=True)
+    assert all(torch.equal(best[k], chosen[k]) for k in chosen)
+    (run_dir,) = (short_run / "logs").iterdir()
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    fid = events.Scalars("eval/fid")
+    assert [e.step for e in fid] == [3, 6]
+    assert [e.value for e in fid] == pytest.approx(history["fid"].tolist(), rel=1e-6)
 
 
 def test_config_and_checkpoint_describe_the_run(short_run: Path) -> None:
@@ -112,9 +131,9 @@ def test_readme_snippets_run_on_the_trained_weights(short_run: Path) -> None:
 
 
 def test_resume_continues_exactly_like_an_uninterrupted_run(
-    short_run: Path, mnist_root: Path, tmp_path: Path
+    short_run: Path, mnist_root: Path, tiny_judge: Path, tmp_path: Path
 ) -> None:
-    common = [*SHORT_RUN, "--data_dir", str(mnist_root), *output_flags(tmp_path)]
+    common = short_run_flags(mnist_root, tiny_judge, tmp_path)
     first = run_train(*common, "--n_epochs", "1")
     assert first.returncode == 0, first.stderr
     resumed = run_train(*common, "--resume", "auto")
@@ -123,6 +142,9 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(
     straight = pd.read_csv(short_run / "results" / "training_data.csv")
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "results" / "training_data.csv"),
                                   straight, check_exact=True)
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "results" / "evaluation_history.csv"),
+        pd.read_csv(short_run / "results" / "evaluation_history.csv"), check_exact=True)
     for name in ("generator_final.pth", "discriminator_final.pth"):
         a = torch.load(tmp_path / "weights" / name, weights_only=True)
         b = torch.load(short_run / "weights" / name, weights_only=True)
@@ -138,7 +160,8 @@ FLAGS = {"--batch_size": "128", "--n_epochs": "50", "--lr": "0.0002", "--beta1":
          "--sample_interval": "500", "--data_dir": "data", "--results_dir": "results",
          "--weights_dir": "weights", "--log_dir": "logs", "--device": "auto", "--seed": "0",
          "--num_workers": "0", "--limit_batches": "all", "--checkpoint_interval": "200",
-         "--keep_checkpoints": "3", "--resume": "start afresh", "--debug": "off"}
+         "--keep_checkpoints": "3", "--eval_interval": "5", "--eval_samples": "10000",
+         "--judge": "weights/judge.pth", "--resume": "start afresh", "--debug": "off"}
 
 
 def test_help_lists_every_flag_with_its_default() -> None:

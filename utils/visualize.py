@@ -115,20 +115,23 @@ def digit_endpoints(netG: nn.Module, judge: nn.Module, pool: Tensor,
 
 def sample_digit(netG: nn.Module, judge: nn.Module, digit: int, n: int, nz: int,
                  generator: torch.Generator, min_confidence: float = 0.9,
-                 batch_size: int = 1000, max_draws: int = 200_000) -> Tensor:
+                 batch_size: int = 1000, max_draws: int | None = None) -> Tensor:
     """Noise vectors ``(n, nz, 1, 1)`` whose images the judge confidently calls ``digit``.
 
     Rejection sampling in batches drawn from ``generator``: a vector is kept when the judge
-    gives ``digit`` a probability of at least ``min_confidence``.
+    labels its image ``digit`` with a probability of at least ``min_confidence``. It gives up after
+    ``max_draws`` draws (default: 50 per vector asked for, at least 20,000).
 
     Raises:
         ValueError: fewer than ``n`` were found in ``max_draws`` draws.
     """
+    max_draws = max_draws or max(20_000, 50 * n)
     kept: list[Tensor] = []
     found = drawn = 0
     while found < n and drawn < max_draws:
         noise = torch.randn(batch_size, nz, 1, 1, generator=generator)
-        confident = digit_probabilities(netG, judge, noise)[:, digit] >= min_confidence
+        probabilities = digit_probabilities(netG, judge, noise)
+        confident = (probabilities.argmax(1) == digit) & (probabilities[:, digit] >= min_confidence)
         kept.append(noise[confident])
         found += int(confident.sum())
         drawn += batch_size
