@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from models import Discriminator, Generator, init_dcgan_weights
+from models import Discriminator, Generator, Judge, init_dcgan_weights
 
 # (type, in, out, kernel, stride, padding, then: BatchNorm?, activation) per SPEC.md
 GENERATOR_SPEC = [
@@ -107,3 +107,11 @@ def test_init_touches_only_convolutions() -> None:
     before = linear.weight.detach().clone()
     init_dcgan_weights(linear)
     assert torch.equal(linear.weight, before)
+
+
+def test_judge_shapes_and_size() -> None:
+    judge = Judge()
+    x = torch.rand(3, 1, 28, 28) * 2 - 1
+    assert judge.features(x).shape == (3, Judge.num_features)
+    assert judge(x).shape == (3, 10)
+    assert sum(p.numel() for p in judge.parameters()) == 454_922  # as README.md says
