@@ -40,12 +40,21 @@ from utils.files import TEMPORARY_GLOB, atomic_path
 from utils.interrupt import GracefulStop
 from utils.metrics import Reference, evaluate_generator, make_reference
 from utils.recorder import TrainingRecorder
-from utils.training import gan_step, get_rng_states, resolve_device, seed_everything, set_rng_states
+from utils.training import (
+    STAT_NAMES,
+    FastStep,
+    amp_supported,
+    get_rng_states,
+    resolve_device,
+    seed_everything,
+    set_rng_states,
+)
 from utils.visualize import digit_endpoints, generate_fixed_noise_grid, save_interpolation_grid
 
 INTERPOLATION_ROWS, INTERPOLATION_STEPS = 8, 10
 # Flags that change what is computed: at --resume they must match the checkpoint.
-FIXED_AT_RESUME = ("nz", "ngf", "ndf", "batch_size", "lr", "beta1", "seed", "limit_batches")
+FIXED_AT_RESUME = ("nz", "ngf", "ndf", "batch_size", "lr", "beta1", "seed", "limit_batches",
+                   "amp")
 NOT_INHERITED = ("resume", "device", "debug")  # taken from this command line only
 
 
@@ -134,6 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
              "are the run's own; n_epochs, intervals and folders may be changed, flags that "
              f"change the computation ({', '.join(FIXED_AT_RESUME)}) may not "
              "(default: start afresh)")
+    add("--amp", action="store_true",
+        help="bfloat16 autocast for the networks (CUDA, and CPUs with AVX512-BF16 or AMX): "
+             "faster, slightly different numbers; losses, BatchNorm statistics and weights stay "
+             "float32 (default: off)")
+    add("--compile", action="store_true",
+        help="torch.compile both networks: the same numbers up to rounding, faster after a "
+             "compilation of a minute or more at the start (default: off)")
     add("--debug", action="store_true", help="show the traceback of errors (default: off)")
     return p
 
@@ -147,6 +163,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, set[str]]:
         args.device = str(resolve_device(args.device))
     except ArgumentError as error:
         parser.error(str(error))
+    if args.amp and not amp_supported(torch.device(args.device)):
+        parser.error(f"--amp: this {args.device} has no native bfloat16; train without --amp")
     return args, given
 
 
@@ -204,6 +222,7 @@ class Run:
     netD: Discriminator
     optimizer_G: Adam
     optimizer_D: Adam
+    train_step: FastStep
     loader: DataLoader
     loader_rng: torch.Generator
     fixed_noise: Tensor  # one noise batch for every grid, so epochs compare image by image
@@ -279,12 +298,16 @@ def build_run(args: argparse.Namespace, images: Tensor) -> Run:
     netG = Generator(args.nz, args.ngf).to(device)
     netD = Discriminator(args.ndf).to(device)
     betas = (args.beta1, 0.999)
+    optimizer_G = Adam(netG.parameters(), lr=args.lr, betas=betas)
+    optimizer_D = Adam(netD.parameters(), lr=args.lr, betas=betas)
     loader_rng = torch.Generator().manual_seed(args.seed)
+    if args.num_workers == 0:  # no worker processes: the images can live on the device
+        images = images.to(device)
     run_name = time.strftime("%Y%m%d-%H%M%S")
     return Run(
-        args=args, netG=netG, netD=netD,
-        optimizer_G=Adam(netG.parameters(), lr=args.lr, betas=betas),
-        optimizer_D=Adam(netD.parameters(), lr=args.lr, betas=betas),
+        args=args, netG=netG, netD=netD, optimizer_G=optimizer_G, optimizer_D=optimizer_D,
+        train_step=FastStep(netG, netD, optimizer_G, optimizer_D, args.nz, device,
+                            amp=args.amp, compile=args.compile),
         loader=make_loader(images, args.batch_size, loader_rng, args.num_workers),
         loader_rng=loader_rng,
         fixed_noise=torch.randn(64, args.nz, 1, 1, device=device),
@@ -319,36 +342,43 @@ class NonFiniteLossError(UserError):
 
 def train_epoch(run: Run, recorder: TrainingRecorder, stop: GracefulStop) -> bool:
     """Train the rest of ``run.epoch``; False if stopped early by a signal (checkpoint written)."""
-    args, device = run.args, run.fixed_noise.device
+    args = run.args
     bar = tqdm(epoch_batches(run), total=run.n_batches, initial=run.batch, unit="batch",
                desc=f"epoch {run.epoch}/{args.n_epochs}", dynamic_ncols=True)
     for real in bar:
-        stats = gan_step(run.netG, run.netD, run.optimizer_G, run.optimizer_D,
-                         real.to(device, non_blocking=True), args.nz)
+        stats = run.train_step(real)
         run.batch, run.step = run.batch + 1, run.step + 1
-        recorder.log_step(run.epoch, run.batch, run.step, stats)
-        bad = {name: value for name, value in stats.items() if not math.isfinite(value)}
-        if bad:
-            found = ", ".join(f"{name}={value}" for name, value in bad.items())
-            last = latest_checkpoint(Path(args.weights_dir)) or "none"
-            raise NonFiniteLossError(
-                f"training diverged at step {run.step} (epoch {run.epoch}, batch {run.batch}): "
-                f"{found}; stopped without saving; the last good checkpoint is {last}; "
-                "a lower --lr may help")
-        bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items() if k != "D(G(z))_post"},
-                        refresh=False)
+        check_finite(recorder.log_step(run.epoch, run.batch, run.step, stats), bar, args)
         if run.step % args.sample_interval == 0:
             with evaluating(run.netG):
                 generate_fixed_noise_grid(run.netG, run.fixed_noise,
                                           results(args, f"sample_step_{run.step}"))
         if run.batch < run.n_batches and (stop.signum or (
                 args.checkpoint_interval and run.step % args.checkpoint_interval == 0)):
+            check_finite(recorder.flush(), bar, args)  # never checkpoint diverged weights
             run.save_checkpoint()
             recorder.export_json()
             if stop.signum:
                 bar.close()
                 return False
+    check_finite(recorder.flush(), bar, args)
     return True
+
+
+def check_finite(records: list[dict[str, float]], bar: tqdm, args: argparse.Namespace) -> None:
+    """Stop on the first record with a NaN or infinite number; show the last on the bar."""
+    for record in records:
+        bad = {name: value for name, value in record.items() if not math.isfinite(value)}
+        if bad:
+            found = ", ".join(f"{name}={value}" for name, value in bad.items())
+            last = latest_checkpoint(Path(args.weights_dir)) or "none"
+            raise NonFiniteLossError(
+                f"training diverged at step {record['step']} (epoch {record['epoch']}, batch "
+                f"{record['batch']}): {found}; stopped without saving; the last good checkpoint "
+                f"is {last}; a lower --lr may help")
+    if records:
+        bar.set_postfix({name: f"{records[-1][name]:.3f}" for name in STAT_NAMES[:4]},
+                        refresh=False)
 
 
 def end_epoch(run: Run, recorder: TrainingRecorder) -> None:
@@ -417,8 +447,10 @@ def train(args: argparse.Namespace, given: set[str]) -> int:
         run.config = {**checkpoint["config"], **vars(args), "run_name": run.run_name}
     with atomic_path(Path(args.results_dir) / "config.json") as tmp:
         tmp.write_text(json.dumps(run.config, indent=2) + "\n")
+    # Reading numbers back stalls a GPU but costs nothing on a CPU.
     recorder = TrainingRecorder(Path(args.results_dir), Path(args.log_dir) / run.run_name,
-                                resume_step=run.step if checkpoint else None)
+                                resume_step=run.step if checkpoint else None,
+                                flush_every=1 if args.device == "cpu" else 50)
     recorder.tensorboard.add_text("config", f"```\n{json.dumps(run.config, indent=2)}\n```")
     print(f"{len(images)} images, {run.n_batches} batches an epoch; TensorBoard: "
           f"tensorboard --logdir={args.log_dir}")

@@ -4,6 +4,7 @@ import csv
 from pathlib import Path
 
 import pandas as pd
+import torch
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 
@@ -29,10 +30,14 @@ TENSORBOARD_TAGS = {
 class TrainingRecorder:
     """Records a run: CSV and TensorBoard every batch, JSON and curves every epoch.
 
-    ``training_data.csv`` gets a row per batch, flushed at once as one ``write`` call, so a
-    crash keeps every finished batch and never half a row; ``training_data.json`` (at each
-    checkpoint and epoch end) and ``training_curves.png`` (each epoch end) are regenerated
-    from it and replaced atomically. Use as a context manager, or call ``close``.
+    ``training_data.csv`` gets a row per batch, each written by one ``write`` call, so a
+    crash never leaves half a row; ``training_data.json`` (at each checkpoint and epoch end)
+    and ``training_curves.png`` (each epoch end) are regenerated from it and replaced
+    atomically. Use as a context manager, or call ``close``.
+
+    The statistics of a step stay on the training device until ``flush``, which reads back
+    the batches pending in one go, every ``flush_every`` steps: on a GPU, reading numbers
+    back makes the host wait for the device, so it should not happen every step.
 
     Args:
         results_dir: folder of the CSV, JSON and curves.
@@ -40,11 +45,15 @@ class TrainingRecorder:
         resume_step: continue a run whose checkpoint was taken after this step: rows and
             events of later steps (written after the checkpoint) are dropped. ``None``
             starts afresh.
+        flush_every: steps between read-backs.
     """
 
     def __init__(
-        self, results_dir: Path, run_log_dir: Path, resume_step: int | None = None
+        self, results_dir: Path, run_log_dir: Path, resume_step: int | None = None,
+        flush_every: int = 1,
     ) -> None:
+        self.flush_every = flush_every
+        self._pending: list[tuple[int, int, int, Tensor]] = []
         self.csv_path = results_dir / "training_data.csv"
         self.json_path = results_dir / "training_data.json"
         self.curves_path = results_dir / "training_curves.png"
@@ -63,12 +72,33 @@ class TrainingRecorder:
         purge_step = None if resume_step is None else resume_step + 1
         self.tensorboard = SummaryWriter(str(run_log_dir), purge_step=purge_step)
 
-    def log_step(self, epoch: int, batch: int, step: int, stats: dict[str, float]) -> None:
-        """Record one batch's numbers (keys ``STAT_NAMES``) as a CSV row and scalars."""
-        self._csv.writerow([epoch, batch, step, *(stats[name] for name in STAT_NAMES)])
-        self._csv_file.flush()
-        for name, tag in TENSORBOARD_TAGS.items():
-            self.tensorboard.add_scalar(tag, stats[name], step)
+    def log_step(self, epoch: int, batch: int, step: int,
+                 stats: Tensor) -> list[dict[str, float]]:
+        """Take one batch's ``gan_step`` statistics; every ``flush_every`` steps, ``flush``.
+
+        Returns what ``flush`` returns, or nothing if it did not run.
+        """
+        self._pending.append((epoch, batch, step, stats))
+        return self.flush() if len(self._pending) >= self.flush_every else []
+
+    def flush(self) -> list[dict[str, float]]:
+        """Write the pending batches as CSV rows and scalars; return their records.
+
+        Each record holds ``epoch``, ``batch``, ``step`` and the ``STAT_NAMES``.
+        """
+        if not self._pending:
+            return []
+        values = torch.stack([stats for *_, stats in self._pending]).tolist()  # one wait
+        records = []
+        for (epoch, batch, step, _), row in zip(self._pending, values, strict=True):
+            records.append({"epoch": epoch, "batch": batch, "step": step,
+                            **dict(zip(STAT_NAMES, row, strict=True))})
+            self._csv.writerow([epoch, batch, step, *row])
+            self._csv_file.flush()
+            for name, tag in TENSORBOARD_TAGS.items():
+                self.tensorboard.add_scalar(tag, records[-1][name], step)
+        self._pending.clear()
+        return records
 
     def log_epoch(self, step: int, samples: Tensor) -> None:
         """Log the fixed-noise samples ``(N, 1, 28, 28)`` and refresh the JSON and curves."""
@@ -93,6 +123,7 @@ class TrainingRecorder:
 
     def close(self) -> None:
         """Flush and close the CSV and TensorBoard files."""
+        self.flush()
         self._csv_file.close()
         self.tensorboard.close()
 

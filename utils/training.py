@@ -1,6 +1,9 @@
 """One GAN step, and the run-time plumbing around it: device, seeds, random states."""
 
 import random
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from functools import partial
 
 import numpy as np
 import torch
@@ -33,38 +36,53 @@ def gan_step(
     optimizer_D: Optimizer,
     real: Tensor,
     nz: int,
-) -> dict[str, float]:
+    autocast: Callable[[], AbstractContextManager] = nullcontext,
+) -> Tensor:
     """One DCGAN update on a batch of real images ``(N, 1, 28, 28)``: D first, then G.
 
-    Returns plain numbers, keyed by ``STAT_NAMES``:
+    ``autocast`` makes the context the networks run in (``--amp``: bfloat16 autocast); the
+    losses are always computed in float32.
+
+    Returns the five numbers of ``STAT_NAMES`` as one tensor on the batch's device, so that
+    a GPU need not wait for them (``stats_to_dict`` reads them back):
         D_loss: -log D(x) - log(1 - D(G(z))), batch means;
         G_loss: -log D(G(z)) (non-saturating);
         D(x): mean score of the real batch (1 = D is sure they are real);
         D(G(z)): mean score of the fakes before D's update (0.5 = D cannot tell);
         D(G(z))_post: mean score of the same fakes after D's update, as G saw them.
     """
-    fake = netG(torch.randn(real.size(0), nz, 1, 1, device=real.device))
+    with autocast():
+        fake = netG(torch.randn(real.size(0), nz, 1, 1, device=real.device))
 
     # (1) D: maximise log D(x) + log(1 - D(G(z))); the fakes are detached so G is untouched.
     # Real and fake images go through D as separate batches, so each has its own BatchNorm
     # statistics, as in the DCGAN reference code.
     optimizer_D.zero_grad(set_to_none=True)
-    d_real = netD(real)
-    d_fake = netD(fake.detach())
+    with autocast():
+        d_real, d_fake = netD(real).float(), netD(fake.detach()).float()
     loss_D = bce(d_real, REAL) + bce(d_fake, FAKE)
     loss_D.backward()
     optimizer_D.step()
 
     # (2) G: maximise log D(G(z)) — fake images labelled real (non-saturating loss,
-    # Goodfellow et al. 2014, section 3), scored by the freshly updated D.
+    # Goodfellow et al. 2014, section 3), scored by the freshly updated D. The gradient flows
+    # through D to G, but D's own weight gradients would be thrown away: skip computing them.
     optimizer_G.zero_grad(set_to_none=True)
-    d_fake_post = netD(fake)
+    netD.requires_grad_(False)
+    with autocast():
+        d_fake_post = netD(fake).float()
     loss_G = bce(d_fake_post, REAL)
     loss_G.backward()
     optimizer_G.step()
+    netD.requires_grad_(True)
 
-    stats = torch.stack([loss_D, loss_G, d_real.mean(), d_fake.mean(), d_fake_post.mean()])
-    return dict(zip(STAT_NAMES, stats.tolist(), strict=True))  # one device sync per step
+    return torch.stack([loss_D, loss_G, d_real.mean(), d_fake.mean(), d_fake_post.mean()]
+                       ).detach()
+
+
+def stats_to_dict(stats: Tensor) -> dict[str, float]:
+    """The numbers of one ``gan_step`` as a dict keyed by ``STAT_NAMES`` (waits for them)."""
+    return dict(zip(STAT_NAMES, stats.tolist(), strict=True))
 
 
 class DeviceUnavailableError(ArgumentError):
@@ -118,3 +136,46 @@ def set_rng_states(states: dict, loader_generator: torch.Generator) -> None:
     if states["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
     loader_generator.set_state(states["loader"])
+
+
+def amp_supported(device: torch.device) -> bool:
+    """Whether ``device`` runs bfloat16 natively (on a CPU: AVX512-BF16 or AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        mkldnn = torch.ops.mkldnn
+        return torch.backends.mkldnn.is_available() and mkldnn._is_mkldnn_bf16_supported()
+    return True  # MPS: autocast to bfloat16 is PyTorch's to support or refuse
+
+
+class FastStep:
+    """``gan_step`` as fast as the device and the flags allow, computing the same thing.
+
+    - CPU: networks and batches in channels-last memory format (measured 8% faster in
+      float32 on this repository's 2-core CPU; see benchmarks/RESULTS.md);
+    - CUDA: cuDNN picks the fastest convolution algorithms (``cudnn.benchmark``);
+    - ``amp``: the networks run under bfloat16 autocast; losses, BatchNorm running
+      statistics and the weights stay float32;
+    - ``compile``: both networks go through ``torch.compile``; the modules passed in stay the
+      plain ones (and share their parameters), for sampling and saving.
+    """
+
+    def __init__(self, netG: nn.Module, netD: nn.Module, optimizer_G: Optimizer,
+                 optimizer_D: Optimizer, nz: int, device: torch.device, amp: bool = False,
+                 compile: bool = False) -> None:
+        self.device, self.nz = device, nz
+        self.optimizers = (optimizer_G, optimizer_D)
+        self.memory_format = torch.channels_last if device.type == "cpu" else torch.preserve_format
+        netG.to(memory_format=self.memory_format)
+        netD.to(memory_format=self.memory_format)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        self.autocast = (partial(torch.autocast, device.type, dtype=torch.bfloat16) if amp
+                         else nullcontext)
+        self.netG = torch.compile(netG) if compile else netG
+        self.netD = torch.compile(netD) if compile else netD
+
+    def __call__(self, real: Tensor) -> Tensor:
+        """Train on one batch of real images; returns ``gan_step``'s statistics tensor."""
+        real = real.to(self.device, non_blocking=True, memory_format=self.memory_format)
+        return gan_step(self.netG, self.netD, *self.optimizers, real, self.nz, self.autocast)
