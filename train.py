@@ -49,6 +49,7 @@ from utils.training import (
     seed_everything,
     set_rng_states,
 )
+from utils.visualization import save_progress_gif
 from utils.visualize import digit_endpoints, generate_fixed_noise_grid, save_interpolation_grid
 
 INTERPOLATION_ROWS, INTERPOLATION_STEPS = 8, 10
@@ -471,6 +472,7 @@ def train(args: argparse.Namespace, given: set[str]) -> int:
     weights_dir = Path(args.weights_dir)
     save_atomic(cpu_state(run.netG), weights_dir / "generator_final.pth")
     save_atomic(cpu_state(run.netD), weights_dir / "discriminator_final.pth")
+    save_progress_gif(args.results_dir, Path(args.results_dir) / "training_progress.gif")
     print(f"done in {time.time() - started:.0f} s: weights in {weights_dir}/, "
           f"images and logs in {args.results_dir}/")
     return 0

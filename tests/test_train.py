@@ -26,7 +26,7 @@ def test_every_promised_file_is_written(short_run: Path) -> None:
         "config.json", "training_data.csv", "training_data.json", "training_curves.png",
         "epoch_1_final.png", "epoch_2_final.png", "interpolation_epoch_1.png",
         "interpolation_epoch_2.png", "sample_step_2.png", "sample_step_4.png",
-        "sample_step_6.png", "evaluation_history.csv",
+        "sample_step_6.png", "evaluation_history.csv", "training_progress.gif",
     }
     expected_weights = {
         "checkpoint_step_00000003.pth", "checkpoint_step_00000006.pth",  # the epoch ends
@@ -42,6 +42,8 @@ def test_every_promised_file_is_written(short_run: Path) -> None:
         assert grid.size == (10 * 30 + 2, 8 * 30 + 2)  # 8 rows of 10 steps
     with Image.open(results / "training_curves.png") as curves:
         assert curves.size == (1000, 700)
+    with Image.open(results / "training_progress.gif") as gif:
+        assert gif.n_frames == 2 and gif.size == (242, 242)  # epoch 1, then epoch 2
 
 
 def test_csv_and_json_hold_one_record_per_batch(short_run: Path) -> None:

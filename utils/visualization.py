@@ -1,9 +1,10 @@
-"""Basic plotting helpers: image grids and the training curves."""
+"""Basic plotting helpers: image grids, the training curves, the progress animation."""
 
 from pathlib import Path
 
 import pandas as pd
 from matplotlib.figure import Figure  # drawn straight to a file: no display, no pyplot state
+from PIL import Image
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
@@ -47,3 +48,21 @@ def plot_training_curves(csv_path: str | Path, out_path: str | Path) -> None:
     fig.tight_layout()
     with atomic_path(out_path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
+
+
+def save_progress_gif(results_dir: str | Path, out_path: str | Path,
+                      frame_ms: int = 300) -> int:
+    """Animate the ``epoch_{N}_final.png`` grids of ``results_dir`` in epoch order.
+
+    The last frame is held three times as long. Returns the number of frames.
+    """
+    frames = sorted(Path(results_dir).glob("epoch_*_final.png"),
+                    key=lambda p: int(p.name.split("_")[1]))
+    if not frames:
+        return 0
+    images = [Image.open(path).convert("L") for path in frames]
+    durations = [frame_ms] * (len(images) - 1) + [3 * frame_ms]
+    with atomic_path(out_path) as tmp:
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
+                       duration=durations, loop=0)
+    return len(images)
