@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain, islice
 from pathlib import Path
 
@@ -44,6 +44,8 @@ from utils.training import (
     STAT_NAMES,
     FastStep,
     amp_supported,
+    describe_code,
+    describe_machine,
     get_rng_states,
     resolve_device,
     seed_everything,
@@ -234,6 +236,7 @@ class Run:
     judge: Judge | None = None
     reference: Reference | None = None  # the real data evaluations compare with
     best_fid: float = math.inf
+    session_start: float = field(default_factory=time.time)
     epochs_done: int = 0
     batch: int = 0  # batches done in the epoch in progress (0: it has not begun)
     step: int = 0  # batches done in the whole run
@@ -275,8 +278,16 @@ class Run:
         self.best_fid = checkpoint["best_fid"]
         set_rng_states(checkpoint["rng"], self.loader_rng)
 
+    def record_time(self) -> None:
+        """Add this session's training time to ``config["train_seconds"]`` (all sessions)."""
+        now = time.time()
+        self.config["train_seconds"] = round(
+            self.config.get("train_seconds", 0) + now - self.session_start, 1)
+        self.session_start = now
+
     def save_checkpoint(self) -> Path:
         """Write a checkpoint of the run as it is now; keep the newest few."""
+        self.record_time()
         return save_checkpoint(self.checkpoint(), Path(self.args.weights_dir),
                                keep=self.args.keep_checkpoints)
 
@@ -317,8 +328,10 @@ def build_run(args: argparse.Namespace, images: Tensor) -> Run:
         endpoint_pool=torch.randn(1024, args.nz, 1, 1,
                                   generator=torch.Generator().manual_seed(args.seed)),
         run_name=run_name,
-        config={**vars(args), "run_name": run_name, "torch_version": str(torch.__version__),
-                "train_images": len(images)},
+        config={**vars(args), "run_name": run_name, "train_images": len(images),
+                "command": shlex.join(["python", "train.py", *sys.argv[1:]]),
+                "code": describe_code(), "machine": describe_machine(device),
+                "started": time.strftime("%Y-%m-%d %H:%M:%S")},
     )
 
 
@@ -417,6 +430,12 @@ def results(args: argparse.Namespace, name: str) -> Path:
     return Path(args.results_dir) / f"{name}.png"
 
 
+def write_config(run: Run) -> None:
+    """Save the run's resolved configuration (and provenance) as results/config.json."""
+    with atomic_path(Path(run.args.results_dir) / "config.json") as tmp:
+        tmp.write_text(json.dumps(run.config, indent=2) + "\n")
+
+
 def find_resume_checkpoint(args: argparse.Namespace) -> dict | None:
     """The checkpoint that --resume names, or None to start afresh."""
     if args.resume is None:
@@ -445,9 +464,13 @@ def train(args: argparse.Namespace, given: set[str]) -> int:
     run.judge, run.reference = load_judging(args, images)
     if checkpoint is not None:
         run.restore(checkpoint)
-        run.config = {**checkpoint["config"], **vars(args), "run_name": run.run_name}
-    with atomic_path(Path(args.results_dir) / "config.json") as tmp:
-        tmp.write_text(json.dumps(run.config, indent=2) + "\n")
+        resumed = {"at": time.strftime("%Y-%m-%d %H:%M:%S"), "step": run.step,
+                   "command": shlex.join(["python", "train.py", *sys.argv[1:]]),
+                   "code": describe_code()}
+        run.config = {**checkpoint["config"], **vars(args), "run_name": run.run_name,
+                      "resumed": [*checkpoint["config"].get("resumed", []), resumed]}
+    write_config(run)
+    run.session_start = time.time()  # training time starts now, after the set-up
     # Reading numbers back stalls a GPU but costs nothing on a CPU.
     recorder = TrainingRecorder(Path(args.results_dir), Path(args.log_dir) / run.run_name,
                                 resume_step=run.step if checkpoint else None,
@@ -473,6 +496,9 @@ def train(args: argparse.Namespace, given: set[str]) -> int:
     save_atomic(cpu_state(run.netG), weights_dir / "generator_final.pth")
     save_atomic(cpu_state(run.netD), weights_dir / "discriminator_final.pth")
     save_progress_gif(args.results_dir, Path(args.results_dir) / "training_progress.gif")
+    run.record_time()
+    run.config["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    write_config(run)
     print(f"done in {time.time() - started:.0f} s: weights in {weights_dir}/, "
           f"images and logs in {args.results_dir}/")
     return 0

@@ -12,10 +12,8 @@ update, `.item()` every batch. A measurement, not a test: nothing here asserts a
 """
 
 import argparse
-import platform
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -31,7 +29,7 @@ from torchvision.datasets import MNIST, FakeData
 from models import Discriminator, Generator
 from utils.data_loader import load_mnist, make_loader, to_model_range
 from utils.errors import UserError
-from utils.training import FastStep, amp_supported, resolve_device
+from utils.training import FastStep, amp_supported, describe_machine, resolve_device
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 TEXTBOOK_TRANSFORM = transforms.Compose([transforms.ToTensor(),
@@ -118,20 +116,6 @@ def measure(step: Callable[[], None], batches: int, device: torch.device) -> tup
     return time.perf_counter() - start, peak
 
 
-def machine(device: torch.device) -> str:
-    """A one-line description of where this ran."""
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name()}, torch {torch.__version__}"
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        model = next(line.split(":", 1)[1].strip() for line in lscpu.splitlines()
-                     if line.startswith("Model name"))
-    except (OSError, StopIteration):
-        model = platform.processor() or platform.machine()
-    return (f"{model}, {torch.get_num_threads()} threads, no GPU, torch {torch.__version__}, "
-            f"Python {platform.python_version()}")
-
-
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark, print the table, append it to RESULTS.md (not with --quick)."""
     parser = argparse.ArgumentParser(description="Training speed, textbook loop vs this repo.")
@@ -191,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
         ratio = f"{value / textbook:.2f}" if textbook else "n/a"
         peak = f"{peaks[mode]:.2f} GiB" if device.type == "cuda" else "n/a (CPU)"
         rows.append(f"| {mode} | {value:.0f} | {ratio} | {peak} |")
-    where = machine(device)
+    where = describe_machine(device)
     setting = (f"{data_name}, batch {args.batch_size}, {args.warmup} warm-up batches, "
                f"{args.rounds} rounds of {args.batches} batches per mode, median")
     print(where)

@@ -1,9 +1,12 @@
 """One GAN step, and the run-time plumbing around it: device, seeds, random states."""
 
+import platform
 import random
+import subprocess
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -179,3 +182,30 @@ class FastStep:
         """Train on one batch of real images; returns ``gan_step``'s statistics tensor."""
         real = real.to(self.device, non_blocking=True, memory_format=self.memory_format)
         return gan_step(self.netG, self.netD, *self.optimizers, real, self.nz, self.autocast)
+
+
+def describe_machine(device: torch.device) -> str:
+    """A one-line description of the hardware and software a run or benchmark used."""
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name()}, torch {torch.__version__}"
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        model = next(line.split(":", 1)[1].strip() for line in lscpu.splitlines()
+                     if line.startswith("Model name"))
+    except (OSError, StopIteration):
+        model = platform.processor() or platform.machine()
+    return (f"{model}, {torch.get_num_threads()} threads, no GPU, torch {torch.__version__}, "
+            f"Python {platform.python_version()}")
+
+
+def describe_code() -> str:
+    """The git commit of the code, marked ``+changes`` if the work tree differs from it."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, cwd=Path(__file__).parent
+                               ).stdout.strip()
+    except OSError:
+        return "unknown (no git)"
+    return (commit or "unknown (not a git checkout)") + (" +changes" if dirty else "")
