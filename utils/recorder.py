@@ -3,6 +3,7 @@
 import csv
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
@@ -93,7 +94,8 @@ class TrainingRecorder:
         for (epoch, batch, step, _), row in zip(self._pending, values, strict=True):
             records.append({"epoch": epoch, "batch": batch, "step": step,
                             **dict(zip(STAT_NAMES, row, strict=True))})
-            self._csv.writerow([epoch, batch, step, *row])
+            # float32 numbers, written in their shortest exact form (about 9 digits)
+            self._csv.writerow([epoch, batch, step, *(str(np.float32(v)) for v in row)])
             self._csv_file.flush()
             for name, tag in TENSORBOARD_TAGS.items():
                 self.tensorboard.add_scalar(tag, records[-1][name], step)
@@ -119,7 +121,7 @@ class TrainingRecorder:
         self.tensorboard.flush()
         log = pd.read_csv(self.csv_path)
         with atomic_path(self.json_path) as tmp:
-            log.to_json(tmp, orient="records", indent=1, double_precision=15)
+            log.to_json(tmp, orient="records", double_precision=7)
 
     def close(self) -> None:
         """Flush and close the CSV and TensorBoard files."""
