@@ -131,9 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--keep_checkpoints", type=positive_int, default=3,
         help="how many of the newest checkpoints to keep (default: %(default)s)")
     add("--eval_interval", type=non_negative_int, default=5,
-        help="score the generator (FID and more, see evaluate.py) every N epochs and after the "
-             "last, keeping the best-FID generator as generator_best.pth; 0 turns it off "
-             "(default: %(default)s)")
+        help="score the generator (FID and more, see evaluate.py) after the first epoch, every "
+             "N epochs and after the last, keeping the best-FID generator as "
+             "generator_best.pth; 0 turns it off (default: %(default)s)")
     add("--eval_samples", type=positive_int, default=10_000,
         help="samples per evaluation (default: %(default)s)")
     add("--judge", default="weights/judge.pth",
@@ -410,7 +410,7 @@ def end_epoch(run: Run, recorder: TrainingRecorder) -> None:
                                     results(args, f"interpolation_epoch_{epoch}"),
                                     n_steps=INTERPOLATION_STEPS)
     recorder.log_epoch(run.step, samples)
-    if run.reference is not None and (epoch % args.eval_interval == 0 or last):
+    if run.reference is not None and (epoch % args.eval_interval == 0 or epoch == 1 or last):
         scores = evaluate_generator(run.netG, run.judge, run.reference, args.eval_samples,
                                     seed=args.seed)
         recorder.log_evaluation(epoch, run.step, scores)
