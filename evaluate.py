@@ -7,7 +7,6 @@ Prints one table (metric, model, real-data reference) and writes results/evaluat
 What each metric means: utils/metrics.py and README.md, "Measuring quality".
 """
 
-import argparse
 import json
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import torch
 
 from utils.checkpoint import load_generator, load_judge
+from utils.cli import OneLineErrorParser, positive_int
 from utils.data_loader import load_mnist
 from utils.errors import UserError
 from utils.files import atomic_path
@@ -58,14 +58,14 @@ def format_table(model: dict, real: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Evaluate, print and save; returns the exit status."""
-    parser = argparse.ArgumentParser(description="Score a generator's samples on MNIST.")
+    parser = OneLineErrorParser(description="Score a generator's samples on MNIST.")
     parser.add_argument("--weights", default="weights/generator_final.pth",
                         help="generator weights or checkpoint (default: %(default)s)")
     parser.add_argument("--judge", default="weights/judge.pth",
                         help="judge weights, made by train_judge.py (default: %(default)s)")
     parser.add_argument("--data_dir", default="data",
                         help="folder holding MNIST/raw (default: %(default)s)")
-    parser.add_argument("--n", type=int, default=10_000,
+    parser.add_argument("--n", type=positive_int, default=10_000,
                         help="samples to score (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the samples (default: %(default)s)")
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="where to write the scores (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.n < 2:
-        parser.error(f"argument --n: expected at least 2 samples, got {args.n}")
+        parser.error(f"argument --n: expected at least 2, got {args.n}")
     started = time.time()
     try:
         device = resolve_device(args.device)

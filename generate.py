@@ -8,7 +8,6 @@ With --digit, samples are drawn until the judge (weights/judge.pth, made by trai
 calls --n of them that digit with at least --min_confidence.
 """
 
-import argparse
 import math
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import torch
 
 from utils.checkpoint import load_generator, load_judge
+from utils.cli import OneLineErrorParser, positive_int
 from utils.errors import UserError
 from utils.training import resolve_device
 from utils.visualization import save_image_grid
@@ -24,10 +24,11 @@ from utils.visualize import sample_digit
 
 def main(argv: list[str] | None = None) -> int:
     """Generate and save; returns the exit status."""
-    parser = argparse.ArgumentParser(description="Draw MNIST digits with a trained generator.")
+    parser = OneLineErrorParser(description="Draw MNIST digits with a trained generator.")
     parser.add_argument("--weights", default="weights/generator_final.pth",
                         help="generator weights or checkpoint (default: %(default)s)")
-    parser.add_argument("--n", type=int, default=64, help="how many digits (default: %(default)s)")
+    parser.add_argument("--n", type=positive_int, default=64,
+                        help="how many digits (default: %(default)s)")
     parser.add_argument("--out", default="generated.png",
                         help="one PNG grid of all digits (default: %(default)s)")
     parser.add_argument("--out_dir", default=None,
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="only this digit, as the judge sees it (default: any)")
     parser.add_argument("--min_confidence", type=float, default=0.9,
                         help="with --digit: the judge's least probability (default: %(default)s)")
-    parser.add_argument("--max_draws", type=int, default=None,
+    parser.add_argument("--max_draws", type=positive_int, default=None,
                         help="with --digit: give up after this many samples "
                              "(default: 50 per digit asked for, at least 20000)")
     parser.add_argument("--judge", default="weights/judge.pth",
@@ -45,8 +46,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                         help="default: %(default)s")
     args = parser.parse_args(argv)
-    if args.n < 1:
-        parser.error(f"argument --n: expected a positive integer, got {args.n}")
     if not 0 < args.min_confidence <= 1:
         parser.error(f"argument --min_confidence: expected a number in (0, 1], "
                      f"got {args.min_confidence}")

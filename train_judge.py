@@ -6,7 +6,6 @@ Writes its weights to weights/judge.pth and its test accuracy, seed and settings
 weights/judge.json. The shipped judge was made by exactly this command (see judge.json).
 """
 
-import argparse
 import json
 import shlex
 import sys
@@ -21,6 +20,7 @@ from tqdm import tqdm
 
 from models import Judge
 from utils.checkpoint import save_atomic
+from utils.cli import OneLineErrorParser, positive_int
 from utils.data_loader import load_mnist, make_loader
 from utils.errors import UserError
 from utils.training import resolve_device, seed_everything
@@ -63,11 +63,12 @@ def train_judge(images: torch.Tensor, labels: torch.Tensor, epochs: int, batch_s
 
 def main(argv: list[str] | None = None) -> int:
     """Train, test and save the judge; returns the exit status."""
-    parser = argparse.ArgumentParser(description="Train the MNIST judge network.")
+    parser = OneLineErrorParser(description="Train the MNIST judge network.")
     parser.add_argument("--data_dir", default="data", help="folder holding MNIST/raw "
                         "(default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=6, help="epochs (default: %(default)s)")
-    parser.add_argument("--batch_size", type=int, default=128,
+    parser.add_argument("--epochs", type=positive_int, default=6,
+                        help="epochs (default: %(default)s)")
+    parser.add_argument("--batch_size", type=positive_int, default=128,
                         help="batch size (default: %(default)s)")
     parser.add_argument("--lr", type=float, default=1e-3,
                         help="Adam learning rate (default: %(default)s)")

@@ -42,6 +42,11 @@ def save_checkpoint(checkpoint: dict, weights_dir: Path, keep: int) -> Path:
     return path
 
 
+def cpu_state(net: nn.Module) -> dict[str, Tensor]:
+    """``net``'s state dict with every tensor on the CPU, for portable weight files."""
+    return {key: value.cpu() for key, value in net.state_dict().items()}
+
+
 def save_atomic(obj: object, path: Path) -> None:
     """``torch.save`` that never leaves a truncated file behind."""
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
@@ -132,20 +137,6 @@ def network_sizes(state: dict[str, Tensor], kind: str) -> dict[str, int]:
     if kind == "generator":
         return {"nz": first[0], "ngf": first[1] // 8}
     return {"ndf": first[0]}
-
-
-def load_weights(net: nn.Module, path: str | Path, kind: str) -> nn.Module:
-    """Load the ``kind`` weights of ``path`` into ``net``; errors say which sizes differ."""
-    state = load_state_dict_from(path, kind)
-    try:
-        net.load_state_dict(state)
-    except RuntimeError:
-        sizes = network_sizes(state, kind)
-        found = ", ".join(f"{k}={v}" for k, v in sizes.items())
-        flags = " ".join(f"--{k} {v}" for k, v in sizes.items())
-        raise CheckpointError(f"{path} holds a {kind} with {found}, which does not fit this "
-                              f"one; pass the matching sizes ({flags})") from None
-    return net
 
 
 def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Generator:

@@ -3,8 +3,8 @@
 import platform
 import random
 import subprocess
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
 
@@ -209,3 +209,13 @@ def describe_code() -> str:
     except OSError:
         return "unknown (no git)"
     return (commit or "unknown (not a git checkout)") + (" +changes" if dirty else "")
+
+
+@contextmanager
+def evaluating(net: nn.Module) -> Iterator[nn.Module]:
+    """Run ``net`` in eval mode (BatchNorm running statistics) for the block."""
+    net.eval()
+    try:
+        yield net
+    finally:
+        net.train()
