@@ -107,8 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
              "faster, slightly different numbers; losses, BatchNorm statistics and weights stay "
              "float32 (default: off)")
     add("--compile", action="store_true",
-        help="torch.compile both networks: the same numbers up to rounding, faster after a "
-             "compilation of a minute or more at the start (default: off)")
+        help="torch.compile both networks: the same numbers up to rounding; costs a compilation "
+             "at the start (about 20 s on a 2-core CPU) (default: off)")
     add("--debug", action="store_true", help="show the traceback of errors (default: off)")
     return p
 
