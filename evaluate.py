@@ -1,12 +1,14 @@
 """Score a generator against real MNIST, beside the same scores for real images.
 
     python evaluate.py                                   # weights/generator_final.pth
-    python evaluate.py --weights weights/generator_epoch_10.pth --n 10000 --seed 0
+    python evaluate.py --weights weights/<run>/generator_epoch_10.pth --n 10000 --seed 0
 
-Prints one table (metric, model, real-data reference) and writes results/evaluation.json.
+Prints one table (metric, model, real-data reference) and writes it as JSON beside the
+weights (weights/generator_final.pth -> weights/generator_final_evaluation.json), or to --out.
 What each metric means: utils/metrics.py and README.md, "Measuring quality".
 """
 
+import argparse
 import json
 import sys
 import time
@@ -15,12 +17,11 @@ from pathlib import Path
 import torch
 
 from utils.checkpoint import load_generator, load_judge
-from utils.cli import OneLineErrorParser, positive_int
+from utils.cli import OneLineErrorParser, check_output_file, int_at_least, report, seed
 from utils.data_loader import load_mnist
-from utils.errors import UserError
+from utils.device import resolve_device
 from utils.files import atomic_path
-from utils.metrics import evaluate_generator, make_reference, real_data_scores
-from utils.training import resolve_device
+from utils.metrics import MIN_SAMPLES, evaluate_generator, make_reference, real_data_scores
 
 # (key, label, format): the rows of the printed table
 ROWS = [
@@ -65,27 +66,33 @@ def main(argv: list[str] | None = None) -> int:
                         help="judge weights, made by train_judge.py (default: %(default)s)")
     parser.add_argument("--data_dir", default="data",
                         help="folder holding MNIST/raw (default: %(default)s)")
-    parser.add_argument("--n", type=positive_int, default=10_000,
-                        help="samples to score (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed of the samples (default: %(default)s)")
+    parser.add_argument("--n", type=int_at_least(MIN_SAMPLES), default=10_000,
+                        help=f"samples to score, at least {MIN_SAMPLES} (default: %(default)s)")
+    parser.add_argument("--seed", type=seed, default=0,
+                        help="seed of the samples, in [0, 2**32) (default: %(default)s)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                         help="default: %(default)s")
-    parser.add_argument("--out", default="results/evaluation.json",
-                        help="where to write the scores (default: %(default)s)")
+    parser.add_argument("--out", default=None,
+                        help="where to write the scores as JSON (default: beside the weights, "
+                             "<weights>_evaluation.json)")
     args = parser.parse_args(argv)
-    if args.n < 2:
-        parser.error(f"argument --n: expected at least 2, got {args.n}")
-    started = time.time()
     try:
-        device = resolve_device(args.device)
-        netG = load_generator(args.weights, device)
-        judge = load_judge(args.judge, device)
-        train_images, _ = load_mnist(args.data_dir, train=True)
-        test_images, test_labels = load_mnist(args.data_dir, train=False)
-    except UserError as error:
-        print(f"evaluate.py: error: {error}", file=sys.stderr)
-        return error.exit_code
+        return evaluate(args)
+    except Exception as error:
+        return report("evaluate.py", error, "a smaller --n may fit")
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """Score ``args.weights`` as the flags say; print the table and write the JSON."""
+    started = time.time()
+    weights = Path(args.weights)
+    out = check_output_file(args.out or weights.with_name(f"{weights.stem}_evaluation.json"),
+                            "--out")
+    device = resolve_device(args.device)
+    netG = load_generator(weights, device)
+    judge = load_judge(args.judge, device)
+    train_images, _ = load_mnist(args.data_dir, train=True)
+    test_images, test_labels = load_mnist(args.data_dir, train=False)
     with torch.no_grad():
         reference = make_reference(judge, test_images, test_labels, train_images)
         model = evaluate_generator(netG, judge, reference, args.n, args.seed)
@@ -94,14 +101,12 @@ def main(argv: list[str] | None = None) -> int:
           "MNIST test images")
     print(format_table(model, real))
     judge_record = Path(args.judge).with_suffix(".json")
-    report = {"weights": args.weights, "n": args.n, "seed": args.seed, "model": model,
+    scores = {"weights": args.weights, "n": args.n, "seed": args.seed, "model": model,
               "real_data": real, "seconds": round(time.time() - started, 1),
               "judge": json.loads(judge_record.read_text()) if judge_record.exists() else None}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
-        tmp.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out} ({report['seconds']} s)")
+        tmp.write_text(json.dumps(scores, indent=2) + "\n")
+    print(f"wrote {out} ({scores['seconds']} s)")
     return 0
 
 

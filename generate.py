@@ -8,16 +8,22 @@ With --digit, samples are drawn until the judge (weights/judge.pth, made by trai
 calls --n of them that digit with at least --min_confidence.
 """
 
+import argparse
 import math
 import sys
-from pathlib import Path
 
 import torch
 
 from utils.checkpoint import load_generator, load_judge
-from utils.cli import OneLineErrorParser, positive_int
-from utils.errors import UserError
-from utils.training import resolve_device
+from utils.cli import (
+    OneLineErrorParser,
+    check_output_file,
+    check_output_folder,
+    positive_int,
+    report,
+    seed,
+)
+from utils.device import resolve_device
 from utils.visualization import save_image_grid
 from utils.visualize import sample_digit
 
@@ -42,37 +48,44 @@ def main(argv: list[str] | None = None) -> int:
                              "(default: 50 per digit asked for, at least 20000)")
     parser.add_argument("--judge", default="weights/judge.pth",
                         help="judge weights for --digit (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    parser.add_argument("--seed", type=seed, default=0,
+                        help="seed, in [0, 2**32) (default: %(default)s)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                         help="default: %(default)s")
     args = parser.parse_args(argv)
     if not 0 < args.min_confidence <= 1:
         parser.error(f"argument --min_confidence: expected a number in (0, 1], "
                      f"got {args.min_confidence}")
-    generator = torch.Generator().manual_seed(args.seed)
     try:
-        device = resolve_device(args.device)
-        netG = load_generator(args.weights, device)
-        if args.digit is None:
-            noise = torch.randn(args.n, netG.nz, 1, 1, generator=generator)
-        else:
-            judge = load_judge(args.judge, device)
-            noise = sample_digit(netG, judge, args.digit, args.n, netG.nz, generator,
-                                 args.min_confidence, max_draws=args.max_draws)
-    except (UserError, ValueError) as error:
-        print(f"generate.py: error: {error}", file=sys.stderr)
-        return getattr(error, "exit_code", 1)
-    with torch.no_grad():
-        images = netG(noise.to(device)).cpu()
+        return generate(args)
+    except Exception as error:
+        return report("generate.py", error, "a smaller --n may fit")
+
+
+def generate(args: argparse.Namespace) -> int:
+    """Draw ``args.n`` digits as the flags say and save them."""
     if args.out_dir:
-        folder = Path(args.out_dir)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = check_output_folder(args.out_dir, "--out_dir")
+    else:
+        out = check_output_file(args.out, "--out")
+    device = resolve_device(args.device)
+    netG = load_generator(args.weights, device)
+    generator = torch.Generator().manual_seed(args.seed)
+    if args.digit is None:
+        noise = torch.randn(args.n, netG.nz, 1, 1, generator=generator)
+    else:
+        judge = load_judge(args.judge, device)
+        noise = sample_digit(netG, judge, args.digit, args.n, netG.nz, generator,
+                             args.min_confidence, max_draws=args.max_draws)
+    with torch.no_grad():
+        images = torch.cat([netG(z.to(device)).cpu() for z in noise.split(1000)])
+    if args.out_dir:
         for i, image in enumerate(images):
             save_image_grid(image[None], folder / f"{i:05d}.png", nrow=1)
         print(f"wrote {len(images)} images to {folder}/")
     else:
-        save_image_grid(images, args.out, nrow=math.ceil(math.sqrt(len(images))))
-        print(f"wrote a grid of {len(images)} images to {args.out}")
+        save_image_grid(images, out, nrow=math.ceil(math.sqrt(len(images))))
+        print(f"wrote a grid of {len(images)} images to {out}")
     return 0
 
 

@@ -1,48 +1,64 @@
 """Train DCGAN (Radford, Metz & Chintala, ICLR 2016) on MNIST.
 
     python train.py --n_epochs 50          # all flags: python train.py --help
-    python train.py --resume auto          # continue the newest checkpoint in weights/
+    python train.py --resume auto          # continue the run trained last
 
-Writes weights and checkpoints to --weights_dir, images and training logs to --results_dir
-and TensorBoard events to --log_dir (see README.md, "What a run leaves behind").
+Each run gets its own folders, named after its start time (or --run_name):
+weights/<run>/ for weights and checkpoints, results/<run>/ for images and training logs,
+logs/<run>/ for TensorBoard (see README.md, "What a run leaves behind"). The shipped model
+at the top of weights/ and results/ is never written.
 """
 
 import argparse
-import json
-import math
+import dataclasses
 import shlex
 import sys
-import tempfile
+import threading
 import time
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
+from torch.optim import Adam
 
-from utils.checkpoint import cpu_state, latest_checkpoint, load_checkpoint, save_atomic
+from models import Discriminator, Generator, Judge
+from utils.checkpoint import (
+    CHECKPOINT_GLOB,
+    CheckpointError,
+    load_checkpoint,
+    load_judge,
+    newest_checkpoint,
+)
 from utils.cli import (
     OneLineErrorParser,
+    check_output_folder,
+    describe,
+    int_at_least,
     non_negative_int,
     positive_float,
     positive_int,
+    report,
+    seed,
     unit_interval,
 )
-from utils.data_loader import load_mnist
-from utils.errors import ArgumentError, UserError
-from utils.files import TEMPORARY_GLOB, atomic_path
+from utils.config import FIXED_AT_RESUME, TrainConfig, make_config
+from utils.data_loader import load_mnist, make_loader
+from utils.device import fastest_memory_format, is_out_of_memory
+from utils.errors import UserError
 from utils.interrupt import GracefulStop
-from utils.metrics import evaluate_generator
-from utils.recorder import TrainingRecorder
-from utils.run import Run, build_run, epoch_batches, load_judging
-from utils.training import STAT_NAMES, amp_supported, describe_code, evaluating, resolve_device
-from utils.visualization import save_progress_gif
-from utils.visualize import digit_endpoints, generate_fixed_noise_grid, save_interpolation_grid
-
-INTERPOLATION_STEPS = 10
-# Flags that change what is computed: at --resume they must match the checkpoint.
-FIXED_AT_RESUME = ("nz", "ngf", "ndf", "batch_size", "lr", "beta1", "seed", "limit_batches",
-                   "amp")
-NOT_INHERITED = ("resume", "device", "debug")  # taken from this command line only
+from utils.metrics import MIN_SAMPLES, Reference, make_reference
+from utils.provenance import describe_code, describe_machine
+from utils.random_state import seed_everything
+from utils.run_folders import (
+    RunFolders,
+    create_run_folders,
+    default_run_name,
+    discard_if_unused,
+    latest_run,
+    lock_run,
+    remove_leftovers,
+)
+from utils.step import FastStep
+from utils.train_loop import INTERPOLATION_ROWS, TrainLoop
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,14 +83,19 @@ def build_parser() -> argparse.ArgumentParser:
     add("--data_dir", default="data",
         help="folder holding MNIST/raw; MNIST is downloaded there if missing "
              "(default: %(default)s)")
-    add("--results_dir", default="results", help="images and training logs (default: %(default)s)")
-    add("--weights_dir", default="weights", help="weights and checkpoints (default: %(default)s)")
+    add("--results_dir", default="results",
+        help="images and training logs go to a sub-folder per run (default: %(default)s)")
+    add("--weights_dir", default="weights",
+        help="weights and checkpoints go to a sub-folder per run (default: %(default)s)")
     add("--log_dir", default="logs",
-        help="TensorBoard logs, one sub-folder per run (default: %(default)s)")
+        help="TensorBoard logs go to a sub-folder per run (default: %(default)s)")
+    add("--run_name", default=None,
+        help="the run's sub-folder name in the three folders above; an existing run is "
+             "never overwritten (default: the start time, YYYYmmdd-HHMMSS)")
     add("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
         help="auto picks cuda, then mps, then cpu (default: %(default)s)")
-    add("--seed", type=int, default=0,
-        help="seed of Python, NumPy and PyTorch (default: %(default)s)")
+    add("--seed", type=seed, default=0,
+        help="seed of Python, NumPy and PyTorch, in [0, 2**32) (default: %(default)s)")
     add("--num_workers", type=non_negative_int, default=0,
         help="DataLoader worker processes; the images are one in-memory tensor, so 0 is "
              "fastest (default: %(default)s)")
@@ -85,23 +106,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write a checkpoint every N batches inside an epoch; one is always written "
              "at each epoch's end and on Ctrl-C; 0 for epoch ends only (default: %(default)s)")
     add("--keep_checkpoints", type=positive_int, default=3,
-        help="how many of the newest checkpoints to keep (default: %(default)s)")
+        help="how many of the run's newest checkpoints to keep (default: %(default)s)")
     add("--eval_interval", type=non_negative_int, default=5,
         help="score the generator (FID and more, see evaluate.py) after the first epoch, every "
              "N epochs and after the last, keeping the best-FID generator as "
              "generator_best.pth; 0 turns it off (default: %(default)s)")
-    add("--eval_samples", type=positive_int, default=10_000,
-        help="samples per evaluation (default: %(default)s)")
+    add("--eval_samples", type=int_at_least(MIN_SAMPLES), default=10_000,
+        help=f"samples per evaluation, at least {MIN_SAMPLES} (default: %(default)s)")
     add("--judge", default="weights/judge.pth",
         help="the judge network (train_judge.py) for evaluation and for interpolations between "
-             "chosen digits; without it interpolations run between random points "
-             "(default: %(default)s)")
+             "chosen digits; without it, training goes on without both (default: %(default)s)")
     add("--resume", metavar="PATH", default=None,
-        help="continue a run exactly where a checkpoint left it: a checkpoint file, or 'auto' "
-             "for the newest in --weights_dir (a fresh start if there is none). Flags left out "
-             "are the run's own; n_epochs, intervals and folders may be changed, flags that "
-             f"change the computation ({', '.join(FIXED_AT_RESUME)}) may not "
-             "(default: start afresh)")
+        help="continue a run exactly where a checkpoint left it: a checkpoint file, a run's "
+             "weights folder (its newest readable checkpoint), or 'auto' for the run trained "
+             "last in --weights_dir (with --run_name: that run; a new run if there is none). "
+             "Flags left out are the run's own; n_epochs, intervals and folders may be "
+             f"changed, flags that change the computation ({', '.join(FIXED_AT_RESUME)}) may "
+             "not (default: start a new run)")
     add("--amp", action="store_true",
         help="bfloat16 autocast for the networks (CUDA, and CPUs with AVX512-BF16 or AMX): "
              "faster, slightly different numbers; losses, BatchNorm statistics and weights stay "
@@ -109,225 +130,212 @@ def build_parser() -> argparse.ArgumentParser:
     add("--compile", action="store_true",
         help="torch.compile both networks: the same numbers up to rounding; costs a compilation "
              "at the start (about 20 s on a 2-core CPU) (default: off)")
+    add("--deterministic", action="store_true",
+        help="deterministic cuDNN algorithms on a GPU, so that a resumed run repeats an "
+             "unbroken one exactly there too; slower (default: off, cuDNN picks the fastest)")
     add("--debug", action="store_true", help="show the traceback of errors (default: off)")
     return p
 
 
-def parse_args(argv: list[str]) -> tuple[argparse.Namespace, set[str]]:
-    """Parse and check ``argv``; also return the names of the flags it gave explicitly."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def parse_args(argv: list[str]) -> tuple[dict, set[str]]:
+    """The flags of ``argv`` (defaults included), and the names of those it gave explicitly."""
+    flags = vars(build_parser().parse_args(argv))
     given = {token[2:].split("=")[0] for token in argv if token.startswith("--")}
-    try:
-        args.device = str(resolve_device(args.device))
-    except ArgumentError as error:
-        parser.error(str(error))
-    if args.amp and not amp_supported(torch.device(args.device)):
-        parser.error(f"--amp: this {args.device} has no native bfloat16; train without --amp")
-    return args, given
+    return flags, given
 
 
-def apply_checkpoint_config(args: argparse.Namespace, given: set[str], config: dict) -> None:
-    """Take every flag not given on this command line from the resumed run's ``config``."""
-    for key, value in config.items():
-        if key not in vars(args) or key in NOT_INHERITED:
-            continue
-        if key in given and key in FIXED_AT_RESUME and getattr(args, key) != value:
-            raise ArgumentError(f"--{key} {getattr(args, key)} differs from the resumed run's "
-                                f"{value}; leave --{key} out to resume, or start a new run")
-        if key not in given:
-            setattr(args, key, value)
+def auto_run(flags: dict, given: set[str]) -> Path | None:
+    """The run folder ``--resume auto`` continues: ``--run_name``'s, else the run trained last."""
+    weights_dir = Path(flags["weights_dir"])
+    if "run_name" in given:
+        return weights_dir / flags["run_name"]
+    return latest_run(weights_dir)
 
 
-def check_output_folders(args: argparse.Namespace) -> None:
-    """Create the output folders and try writing in each, before any training.
+def find_checkpoint(resume: str, run_dir: Path | None) -> tuple[Path, dict] | None:
+    """The checkpoint to resume and its contents, or None if ``run_dir`` has none.
 
-    Also removes the temporary files that a run killed mid-write left behind.
+    ``resume`` is --resume's value; ``run_dir`` the run folder to take the newest readable
+    checkpoint of (for ``auto``, or a folder given to --resume), or None for a file.
     """
-    for flag in ("results_dir", "weights_dir", "log_dir"):
-        folder = Path(getattr(args, flag))
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=folder):
-                pass
-            for leftover in folder.glob(TEMPORARY_GLOB):
-                leftover.unlink()
-        except OSError as error:
-            raise ArgumentError(f"--{flag} {folder}: cannot create or write there "
-                                f"({error.strerror}); choose a writable folder") from None
-
-
-class NonFiniteLossError(UserError):
-    """A loss or discriminator output became NaN or infinite."""
-
-
-def train_epoch(run: Run, recorder: TrainingRecorder, stop: GracefulStop) -> bool:
-    """Train the rest of ``run.epoch``; False if stopped early by a signal (checkpoint written)."""
-    args = run.args
-    bar = tqdm(epoch_batches(run), total=run.n_batches, initial=run.batch, unit="batch",
-               desc=f"epoch {run.epoch}/{args.n_epochs}", dynamic_ncols=True)
-    for real in bar:
-        stats = run.train_step(real)
-        run.batch, run.step = run.batch + 1, run.step + 1
-        check_finite(recorder.log_step(run.epoch, run.batch, run.step, stats), bar, args)
-        if run.step % args.sample_interval == 0:
-            with evaluating(run.netG):
-                generate_fixed_noise_grid(run.netG, run.fixed_noise,
-                                          results(args, f"sample_step_{run.step}"))
-        if run.batch < run.n_batches and (stop.signum or (
-                args.checkpoint_interval and run.step % args.checkpoint_interval == 0)):
-            check_finite(recorder.flush(), bar, args)  # never checkpoint diverged weights
-            run.save_checkpoint()
-            recorder.export_json()
-            if stop.signum:
-                bar.close()
-                return False
-    check_finite(recorder.flush(), bar, args)
-    return True
-
-
-def check_finite(records: list[dict[str, float]], bar: tqdm, args: argparse.Namespace) -> None:
-    """Stop on the first record with a NaN or infinite number; show the last on the bar."""
-    for record in records:
-        bad = {name: value for name, value in record.items() if not math.isfinite(value)}
-        if bad:
-            found = ", ".join(f"{name}={value}" for name, value in bad.items())
-            last = latest_checkpoint(Path(args.weights_dir)) or "none"
-            raise NonFiniteLossError(
-                f"training diverged at step {record['step']} (epoch {record['epoch']}, batch "
-                f"{record['batch']}): {found}; stopped without saving; the last good checkpoint "
-                f"is {last}; a lower --lr may help")
-    if records:
-        bar.set_postfix({name: f"{records[-1][name]:.3f}" for name in STAT_NAMES[:4]},
-                        refresh=False)
-
-
-def end_epoch(run: Run, recorder: TrainingRecorder) -> None:
-    """Per-epoch outputs: the fixed-noise grid, interpolation, weights, logs, checkpoint."""
-    args, epoch, weights_dir = run.args, run.epoch, Path(run.args.weights_dir)
-    run.epochs_done, run.batch = epoch, 0
-    last = epoch == args.n_epochs
-    with evaluating(run.netG):
-        samples = generate_fixed_noise_grid(run.netG, run.fixed_noise,
-                                            results(args, f"epoch_{epoch}_final"))
-        if epoch % args.save_interval == 0 or last:
-            endpoints = run.endpoints if run.judge is None else digit_endpoints(
-                run.netG, run.judge, run.endpoint_pool)
-            save_interpolation_grid(run.netG, endpoints,
-                                    results(args, f"interpolation_epoch_{epoch}"),
-                                    n_steps=INTERPOLATION_STEPS)
-    recorder.log_epoch(run.step, samples)
-    if run.reference is not None and (epoch % args.eval_interval == 0 or epoch == 1 or last):
-        scores = evaluate_generator(run.netG, run.judge, run.reference, args.eval_samples,
-                                    seed=args.seed)
-        recorder.log_evaluation(epoch, run.step, scores)
-        tqdm.write(f"epoch {epoch}: FID {scores['fid']:.3f}, Inception Score "
-                   f"{scores['inception_score']:.2f}, coverage {scores['coverage']:.3f}")
-        if scores["fid"] < run.best_fid:
-            run.best_fid = scores["fid"]
-            save_atomic(cpu_state(run.netG), weights_dir / "generator_best.pth")
-    if epoch % args.save_interval == 0:
-        save_atomic(cpu_state(run.netG), weights_dir / f"generator_epoch_{epoch}.pth")
-        save_atomic(cpu_state(run.netD), weights_dir / f"discriminator_epoch_{epoch}.pth")
-    run.save_checkpoint()
-
-
-def results(args: argparse.Namespace, name: str) -> Path:
-    """Path of the PNG ``name`` in the results folder."""
-    return Path(args.results_dir) / f"{name}.png"
-
-
-def write_config(run: Run) -> None:
-    """Save the run's resolved configuration (and provenance) as results/config.json."""
-    with atomic_path(Path(run.args.results_dir) / "config.json") as tmp:
-        tmp.write_text(json.dumps(run.config, indent=2) + "\n")
-
-
-def find_resume_checkpoint(args: argparse.Namespace) -> dict | None:
-    """The checkpoint that --resume names, or None to start afresh."""
-    if args.resume is None:
+    if run_dir is not None and not any(run_dir.glob(CHECKPOINT_GLOB)) and resume == "auto":
         return None
-    path = Path(args.resume)
-    if args.resume == "auto":
-        path = latest_checkpoint(Path(args.weights_dir))
-        if path is None:
-            print(f"--resume auto: no checkpoint in {args.weights_dir}/, starting afresh")
-            return None
-    checkpoint = load_checkpoint(path)
-    print(f"resuming {path}: {checkpoint['epochs_done']} epochs and {checkpoint['batch']} "
-          f"batches done (step {checkpoint['step']})")
-    return checkpoint
+    if run_dir is None:
+        path = Path(resume)
+        checkpoint = load_checkpoint(path)
+    else:
+        path, checkpoint, skipped = newest_checkpoint(run_dir)
+        for reason in skipped:
+            print(f"--resume: skipped {reason}", file=sys.stderr)
+    run_name = checkpoint["run_name"]
+    if path.parent.name != run_name:
+        raise CheckpointError(f"{path} belongs to run {run_name}, whose files live in "
+                              f"<weights_dir>/{run_name}/; move it into such a folder to resume")
+    print(f"resuming run {run_name} from {path}: {checkpoint['epochs_done']} epochs and "
+          f"{checkpoint['batch']} batches done (step {checkpoint['step']})")
+    return path, checkpoint
 
 
-def train(args: argparse.Namespace, given: set[str]) -> int:
-    """Train, writing every output as it goes; returns the exit status."""
-    checkpoint = find_resume_checkpoint(args)
-    if checkpoint is not None:
-        apply_checkpoint_config(args, given, checkpoint["config"])
-    check_output_folders(args)
-    print(f"device: {args.device}")
-    images, _ = load_mnist(args.data_dir, train=True)
-    run = build_run(args, images)
-    run.judge, run.reference = load_judging(args, images)
-    if checkpoint is not None:
-        run.restore(checkpoint)
-        resumed = {"at": time.strftime("%Y-%m-%d %H:%M:%S"), "step": run.step,
-                   "command": shlex.join(["python", "train.py", *sys.argv[1:]]),
-                   "code": describe_code()}
-        run.config = {**checkpoint["config"], **vars(args), "run_name": run.run_name,
-                      "resumed": [*checkpoint["config"].get("resumed", []), resumed]}
-    write_config(run)
-    run.session_start = time.time()  # training time starts now, after the set-up
-    # Reading numbers back stalls a GPU but costs nothing on a CPU.
-    recorder = TrainingRecorder(Path(args.results_dir), Path(args.log_dir) / run.run_name,
-                                resume_step=run.step if checkpoint else None,
-                                flush_every=1 if args.device == "cpu" else 50)
-    recorder.tensorboard.add_text("config", f"```\n{json.dumps(run.config, indent=2)}\n```")
-    print(f"{len(images)} images, {run.n_batches} batches an epoch; TensorBoard: "
-          f"tensorboard --logdir={args.log_dir}")
+def check_output_roots(config: TrainConfig) -> None:
+    """Create the three output folders and try writing in each, before any training."""
+    for flag in ("results_dir", "weights_dir", "log_dir"):
+        check_output_folder(getattr(config, flag), f"--{flag}")
 
-    started = time.time()
-    with GracefulStop() as stop, recorder:
-        while run.epochs_done < args.n_epochs:
-            if not train_epoch(run, recorder, stop):
-                break
-            end_epoch(run, recorder)
-            if stop.signum:
-                break
-    if stop.signum:
-        command = shlex.join(["python", "train.py", "--resume",
-                              str(latest_checkpoint(Path(args.weights_dir)))])
-        print(f"stopped after step {run.step}; to continue: {command}", file=sys.stderr)
+
+def load_judging(config: TrainConfig,
+                 train_images: torch.Tensor) -> tuple[Judge | None, Reference | None]:
+    """The judge and the evaluation reference, as far as the flags ask for and files allow.
+
+    Training is the main job: without a usable judge file, it goes on with a warning.
+    """
+    if not config.eval_interval and not Path(config.judge).is_file():
+        return None, None  # interpolations between random points, no evaluation
+    try:
+        judge = load_judge(config.judge, config.device)
+    except CheckpointError as error:
+        print(f"train.py: warning: {error}; training without evaluation, and with "
+              "interpolations between random points", file=sys.stderr)
+        return None, None
+    if not config.eval_interval:
+        return judge, None
+    test_images, test_labels = load_mnist(config.data_dir, train=False)
+    return judge, make_reference(judge, test_images, test_labels, train_images)
+
+
+def build_loop(config: TrainConfig, folders: RunFolders, images: torch.Tensor,
+               record: dict) -> TrainLoop:
+    """The DCGAN networks of models/, their optimisers, the MNIST batches: a run at step 0."""
+    device = torch.device(config.device)
+    seed_everything(config.seed)
+    memory_format = fastest_memory_format(device)
+    netG = Generator(config.nz, config.ngf).to(device, memory_format=memory_format)
+    netD = Discriminator(config.ndf).to(device, memory_format=memory_format)
+    betas = (config.beta1, 0.999)  # DCGAN paper, section 4
+    optimizer_G = Adam(netG.parameters(), lr=config.lr, betas=betas)
+    optimizer_D = Adam(netD.parameters(), lr=config.lr, betas=betas)
+    loader_rng = torch.Generator().manual_seed(config.seed)
+    judge, reference = load_judging(config, images)
+    if config.num_workers == 0:  # no worker processes: the images can live on the device
+        images = images.to(device)
+    return TrainLoop(
+        config, folders, netG, netD, optimizer_G, optimizer_D,
+        train_step=FastStep(netG, netD, optimizer_G, optimizer_D, config.nz, device,
+                            memory_format, amp=config.amp, compile=config.compile),
+        loader=make_loader(images, config.batch_size, loader_rng, config.num_workers,
+                           pin_memory=device.type == "cuda"),
+        loader_rng=loader_rng,
+        fixed_noise=torch.randn(64, config.nz, 1, 1, device=device),
+        endpoints=torch.randn(2, INTERPOLATION_ROWS, config.nz, 1, 1, device=device),
+        # its own generator: does not move the global random state
+        endpoint_pool=torch.randn(1024, config.nz, 1, 1,
+                                  generator=torch.Generator().manual_seed(config.seed)
+                                  ).to(device),
+        judge=judge, reference=reference, record=record)
+
+
+def train(flags: dict, given: set[str], command: str) -> int:
+    """Set up a new or resumed run, train it, write its outputs; returns the exit status."""
+    resume = flags["resume"]
+    run_dir = auto_run(flags, given) if resume == "auto" else (
+        Path(resume) if resume is not None and Path(resume).is_dir() else None)
+    resumed = None if resume is None else find_checkpoint(resume, run_dir)
+    restart = resume == "auto" and resumed is None and run_dir is not None and run_dir.exists()
+    if resumed is not None:  # the run's folder is where its checkpoint is
+        flags = {**flags, "weights_dir": str(resumed[0].parent.parent)}
+    elif restart:
+        print(f"--resume auto: run {run_dir.name} stopped before its first checkpoint; "
+              "starting it again")
+        flags = {**flags, "run_name": run_dir.name}
+    elif resume == "auto":
+        print(f"--resume auto: no run in {flags['weights_dir']}/, starting a new run")
+    if flags["run_name"] is None:
+        flags = {**flags, "run_name": default_run_name()}
+    config = make_config(flags, given, resumed and resumed[1]["config"])
+    check_output_roots(config)
+    # cuDNN's autotuner picks the fastest convolution algorithms, which may differ run to run.
+    torch.backends.cudnn.benchmark = not config.deterministic
+    torch.backends.cudnn.deterministic = config.deterministic
+    print(f"device: {config.device}")
+    images, _ = load_mnist(config.data_dir, train=True)
+    now = time.strftime("%Y-%m-%d %H:%M:%S")
+    if resumed is None:
+        folders = create_run_folders(config.run_name, config.weights_dir, config.results_dir,
+                                     config.log_dir, name_given="run_name" in given,
+                                     reuse=restart)
+        config = dataclasses.replace(config, run_name=folders.name)  # a suffix if it was taken
+        record = {"train_images": len(images), "command": command, "code": describe_code(),
+                  "machine": describe_machine(torch.device(config.device)), "started": now}
+    else:
+        folders = RunFolders.under(config.run_name, config.weights_dir, config.results_dir,
+                                   config.log_dir)
+        record = {key: value for key, value in resumed[1]["config"].items()
+                  if key not in config.to_dict()}
+        record["resumed"] = [*record.get("resumed", []), {
+            "at": now, "step": resumed[1]["step"], "command": command, "code": describe_code()}]
+    lock = lock_run(folders)
+    try:
+        if resumed is not None:
+            remove_leftovers(folders)
+        loop = build_loop(config, folders, images, record)
+        if resumed is not None:
+            loop.load_state_dict(resumed[1])
+        print(f"run {folders.name}: {len(images)} images, {loop.n_batches} batches an epoch; "
+              f"TensorBoard: tensorboard --logdir={config.log_dir}")
+        return run(loop)
+    finally:
+        lock.release()
+        if resumed is None:
+            discard_if_unused(folders)
+
+
+def run(loop: TrainLoop) -> int:
+    """Train ``loop`` to its end; one line on any failure, with the command that continues."""
+    started, folders = time.time(), loop.folders
+    try:
+        with GracefulStop() as stop:  # signals wait for the final files too
+            if loop.run_loop(stop):
+                loop.finish()
+    except UserError:
+        raise
+    except Exception as error:  # a full disk, out of memory, a CUDA error, ...
+        if is_out_of_memory(error):
+            cause = (f"out of memory at step {loop.step} on {loop.config.device}; a smaller "
+                     "--batch_size (or --eval_samples) may fit")
+        else:
+            cause = f"{describe(error)}; stopped at step {loop.step}"
+        raise UserError(f"{cause}; every file written before is complete; "
+                        f"{loop.resume_hint()}") from error
+    if stop.signum and loop.epochs_done < loop.config.n_epochs:
+        print(f"stopped after step {loop.step}; {loop.resume_hint()}", file=sys.stderr)
         return stop.exit_code
-    weights_dir = Path(args.weights_dir)
-    save_atomic(cpu_state(run.netG), weights_dir / "generator_final.pth")
-    save_atomic(cpu_state(run.netD), weights_dir / "discriminator_final.pth")
-    save_progress_gif(args.results_dir, Path(args.results_dir) / "training_progress.gif")
-    run.record_time()
-    run.config["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
-    write_config(run)
-    print(f"done in {time.time() - started:.0f} s: weights in {weights_dir}/, "
-          f"images and logs in {args.results_dir}/")
+    print(f"done in {time.time() - started:.0f} s: weights in {folders.weights}/, images and "
+          f"logs in {folders.results}/; draw digits with: python generate.py --weights "
+          f"{folders.weights / 'generator_final.pth'}")
     return 0
+
+
+def quiet_tensorboard_thread(args: threading.ExceptHookArgs) -> None:
+    """No traceback from TensorBoard's writer thread: its error reaches the main thread too."""
+    if type(args.thread).__name__ != "_AsyncWriterThread":
+        threading.__excepthook__(args)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` (default: the command line) and train; returns the exit status."""
     argv = sys.argv[1:] if argv is None else argv
-    args, given = parse_args(argv)
+    flags, given = parse_args(argv)
+    threading.excepthook = quiet_tensorboard_thread
     try:
-        return train(args, given)
-    except (UserError, OSError, KeyboardInterrupt) as error:
-        if args.debug:
+        return train(flags, given, shlex.join(["python", "train.py", *argv]))
+    except KeyboardInterrupt:  # before training began (signals are handled during it)
+        if flags["debug"]:
             raise
-        if isinstance(error, KeyboardInterrupt):  # before training began: nothing to save
-            print("train.py: interrupted before training began", file=sys.stderr)
-            return 130
-        if isinstance(error, OSError):  # e.g. a full disk; files are replaced atomically
-            error = UserError(f"{error}; every file written before is complete, and "
-                              f"--resume auto continues from the last checkpoint")
-        print(f"train.py: error: {error}", file=sys.stderr)
-        return error.exit_code
+        print("train.py: interrupted before training began", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if flags["debug"]:
+            raise
+        return report("train.py", error, "smaller --nz, --ngf, --ndf or --batch_size may fit")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Writes its weights to weights/judge.pth and its test accuracy, seed and settings
 weights/judge.json. The shipped judge was made by exactly this command (see judge.json).
 """
 
+import argparse
 import json
 import shlex
 import sys
@@ -20,10 +21,12 @@ from tqdm import tqdm
 
 from models import Judge
 from utils.checkpoint import save_atomic
-from utils.cli import OneLineErrorParser, positive_int
+from utils.cli import OneLineErrorParser, check_output_file, positive_int, report, seed
 from utils.data_loader import load_mnist, make_loader
-from utils.errors import UserError
-from utils.training import resolve_device, seed_everything
+from utils.device import resolve_device
+from utils.errors import ArgumentError
+from utils.files import atomic_path
+from utils.random_state import seed_everything
 
 
 @torch.no_grad()
@@ -72,27 +75,36 @@ def main(argv: list[str] | None = None) -> int:
                         help="batch size (default: %(default)s)")
     parser.add_argument("--lr", type=float, default=1e-3,
                         help="Adam learning rate (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    parser.add_argument("--seed", type=seed, default=0,
+                        help="seed, in [0, 2**32) (default: %(default)s)")
     parser.add_argument("--out", default="weights/judge.pth",
-                        help="weights file; a .json with its accuracy goes beside it "
-                             "(default: %(default)s)")
+                        help="weights file; a .json with its accuracy goes beside it. An "
+                             "existing file (the shipped judge) is replaced only when --out "
+                             "names it (default: %(default)s)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                         help="default: %(default)s")
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     try:
-        device = resolve_device(args.device)
-        train_images, train_labels = load_mnist(args.data_dir, train=True)
-        test_images, test_labels = load_mnist(args.data_dir, train=False)
-    except UserError as error:
-        print(f"train_judge.py: error: {error}", file=sys.stderr)
-        return error.exit_code
+        out = check_output_file(args.out, "--out")
+        if out.exists() and not any(arg.startswith("--out") for arg in argv):
+            raise ArgumentError(f"--out {out} exists; name it with --out to replace it (every "
+                                "score of this repository is measured with it), or write "
+                                "elsewhere")
+        return train_and_save(args, out, shlex.join(["python", "train_judge.py", *argv]))
+    except Exception as error:
+        return report("train_judge.py", error, "a smaller --batch_size may fit")
+
+
+def train_and_save(args: argparse.Namespace, out: Path, command: str) -> int:
+    """Train and test the judge as the flags say; save it and its record beside it."""
+    device = resolve_device(args.device)
+    train_images, train_labels = load_mnist(args.data_dir, train=True)
+    test_images, test_labels = load_mnist(args.data_dir, train=False)
     started = time.time()
     judge = train_judge(train_images, train_labels, args.epochs, args.batch_size, args.lr,
                         args.seed, device)
     test_accuracy = accuracy(judge, test_images, test_labels)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     save_atomic({k: v.cpu() for k, v in judge.state_dict().items()}, out)
     record = {"test_accuracy": test_accuracy, "train_accuracy":
               accuracy(judge, train_images, train_labels), "seed": args.seed,
@@ -100,8 +112,9 @@ def main(argv: list[str] | None = None) -> int:
               "train_images": len(train_images), "test_images": len(test_images),
               "seconds": round(time.time() - started), "device": str(device),
               "torch_version": str(torch.__version__), "date": time.strftime("%Y-%m-%d"),
-              "command": shlex.join(["python", "train_judge.py", *argv])}
-    out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+              "command": command}
+    with atomic_path(out.with_suffix(".json")) as tmp:
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
     print(f"test accuracy {100 * test_accuracy:.2f}% on {len(test_images)} images; "
           f"saved {out} and {out.with_suffix('.json')}")
     return 0

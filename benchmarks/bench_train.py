@@ -28,8 +28,10 @@ from torchvision.datasets import MNIST, FakeData
 
 from models import Discriminator, Generator
 from utils.data_loader import load_mnist, make_loader, to_model_range
+from utils.device import amp_supported, fastest_memory_format, resolve_device
 from utils.errors import UserError
-from utils.training import FastStep, amp_supported, describe_machine, resolve_device
+from utils.provenance import describe_machine
+from utils.step import FastStep
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 TEXTBOOK_TRANSFORM = transforms.Compose([transforms.ToTensor(),
@@ -79,10 +81,13 @@ def repository_mode(images: torch.Tensor, batch_size: int, device: torch.device,
                     compile: bool) -> Callable[[], None]:
     """One batch of train.py's training path (FastStep over the in-memory loader), per call."""
     torch.manual_seed(0)
-    netG, netD = Generator().to(device), Discriminator().to(device)
+    memory_format = fastest_memory_format(device)  # as train.py builds the networks
+    netG = Generator().to(device, memory_format=memory_format)
+    netD = Discriminator().to(device, memory_format=memory_format)
     opt_G = Adam(netG.parameters(), 2e-4, betas=(0.5, 0.999))
     opt_D = Adam(netD.parameters(), 2e-4, betas=(0.5, 0.999))
-    train_step = FastStep(netG, netD, opt_G, opt_D, 100, device, amp=amp, compile=compile)
+    train_step = FastStep(netG, netD, opt_G, opt_D, 100, device, memory_format, amp=amp,
+                          compile=compile)
     batches = cycle(make_loader(images.to(device), batch_size, torch.Generator().manual_seed(0)))
     pending: list[torch.Tensor] = []
     flush_every = 1 if device.type == "cpu" else 50  # as train.py reads statistics back

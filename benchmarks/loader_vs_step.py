@@ -20,7 +20,7 @@ from torchvision.datasets import MNIST
 
 from models import Discriminator, Generator
 from utils.data_loader import load_mnist, make_loader
-from utils.training import gan_step
+from utils.step import gan_step
 
 
 def seconds_per_epoch(loader: DataLoader) -> float:

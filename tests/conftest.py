@@ -3,12 +3,24 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the tests marked ``cuda`` where PyTorch sees no CUDA device."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is false)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
 N_TRAIN, N_TEST = 200, 50
 
 
@@ -61,10 +73,31 @@ def run_train(*args: str, cwd: Path | None = None) -> subprocess.CompletedProces
     return run_script("train.py", *args, cwd=cwd)
 
 
+def start_train(*args: str) -> subprocess.Popen:
+    """Start ``train.py`` in the background, output piped."""
+    return subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_for_rows(csv: Path, rows: int, process: subprocess.Popen) -> None:
+    """Wait until the training CSV has at least ``rows`` data rows."""
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if csv.exists() and len(csv.read_text().splitlines()) - 1 >= rows:
+            return
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.01)
+    raise AssertionError(f"{csv} never reached {rows} rows")
+
+
+RUN = "run"  # the --run_name of the tests' runs: their files are in <root>/run/
+
+
 def output_flags(out: Path) -> list[str]:
-    """The flags that send every output of a run under ``out``."""
+    """The flags that send every output of the run named RUN under ``out``."""
     return ["--results_dir", str(out / "results"), "--weights_dir", str(out / "weights"),
-            "--log_dir", str(out / "logs")]
+            "--log_dir", str(out / "logs"), "--run_name", RUN]
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from torchvision.transforms.functional import gaussian_blur
 
-from tests.conftest import run_script, synthetic_digits
+from tests.conftest import RUN, run_script, synthetic_digits
 from utils.checkpoint import load_generator, load_judge
 from utils.data_loader import to_model_range
 from utils.metrics import (
@@ -88,7 +88,7 @@ def test_scores_are_reproducible(judge: torch.nn.Module) -> None:
 
 def test_evaluate_writes_the_table_and_json(short_run: Path, tiny_judge: Path,
                                             mnist_root: Path, tmp_path: Path) -> None:
-    args = ["--weights", str(short_run / "weights" / "generator_final.pth"), "--judge",
+    args = ["--weights", str(short_run / "weights" / RUN / "generator_final.pth"), "--judge",
             str(tiny_judge), "--data_dir", str(mnist_root), "--n", "100", "--device", "cpu"]
     first = run_script("evaluate.py", *args, "--out", str(tmp_path / "a.json"))
     assert first.returncode == 0, first.stderr
@@ -107,7 +107,7 @@ def test_evaluate_writes_the_table_and_json(short_run: Path, tiny_judge: Path,
 
 
 def test_generate_writes_a_grid_or_single_images(short_run: Path, tmp_path: Path) -> None:
-    weights = str(short_run / "weights" / "generator_final.pth")
+    weights = str(short_run / "weights" / RUN / "generator_final.pth")
     grid = run_script("generate.py", "--weights", weights, "--n", "9", "--out",
                       str(tmp_path / "grid.png"), "--device", "cpu")
     assert grid.returncode == 0, grid.stderr
@@ -124,7 +124,7 @@ def test_generate_writes_a_grid_or_single_images(short_run: Path, tmp_path: Path
 
 def test_digit_sampling_returns_that_digit(short_run: Path, judge: torch.nn.Module,
                                            tiny_judge: Path, tmp_path: Path) -> None:
-    weights = short_run / "weights" / "generator_final.pth"
+    weights = short_run / "weights" / RUN / "generator_final.pth"
     netG = load_generator(weights)
     # A digit this barely trained generator draws, and a confidence it reaches now and then.
     probe = digit_probabilities(netG, judge, torch.randn(1000, 100, 1, 1))

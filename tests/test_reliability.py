@@ -20,7 +20,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from models import Discriminator, Generator
-from tests.conftest import REPO, output_flags, run_train, write_idx
+from tests.conftest import REPO, RUN, output_flags, run_train, start_train, wait_for_rows, write_idx
 from utils.checkpoint import CheckpointError, load_generator, load_state_dict_from
 
 # 3 epochs of 13 batches (200 synthetic images, batch 16), a checkpoint every 4 batches,
@@ -42,27 +42,9 @@ def long_run(mnist_root: Path, tiny_judge: Path) -> Callable[[Path], list[str]]:
     return flags
 
 
-def start_train(*args: str) -> subprocess.Popen:
-    """Start ``train.py`` in the background, output piped."""
-    return subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], cwd=REPO,
-                            env={**os.environ, "PYTHONPATH": str(REPO)}, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def wait_for_rows(csv: Path, rows: int, process: subprocess.Popen) -> None:
-    """Wait until the training CSV has at least ``rows`` data rows."""
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if csv.exists() and len(csv.read_text().splitlines()) - 1 >= rows:
-            return
-        assert process.poll() is None, process.communicate()
-        time.sleep(0.01)
-    raise AssertionError(f"{csv} never reached {rows} rows")
-
-
 def assert_every_file_complete(out: Path) -> None:
     """Every file a run left (its temporary files aside) opens and reads in full."""
-    for path in (out / "results").iterdir():
+    for path in (out / "results" / RUN).iterdir():
         if path.name.endswith(".tmp"):
             continue
         if path.suffix == ".png":
@@ -72,7 +54,7 @@ def assert_every_file_complete(out: Path) -> None:
             assert not pd.read_csv(path).isna().any().any(), path
         elif path.suffix == ".json":
             json.loads(path.read_text())
-    for path in (out / "weights").glob("*.pth"):
+    for path in (out / "weights" / RUN).glob("*.pth"):
         torch.load(path, weights_only=True)
 
 
@@ -88,19 +70,19 @@ def reference(long_run: Callable, tmp_path_factory: pytest.TempPathFactory) -> P
 def assert_same_run(out: Path, reference: Path) -> None:
     """Same per-batch numbers and evaluations (exactly) and final weights as the reference."""
     for name in ("training_data.csv", "evaluation_history.csv"):
-        pd.testing.assert_frame_equal(pd.read_csv(out / "results" / name),
-                                      pd.read_csv(reference / "results" / name),
+        pd.testing.assert_frame_equal(pd.read_csv(out / "results" / RUN / name),
+                                      pd.read_csv(reference / "results" / RUN / name),
                                       check_exact=True)
     for name in ("generator_final.pth", "discriminator_final.pth", "generator_best.pth"):
-        ours = torch.load(out / "weights" / name, weights_only=True)
-        theirs = torch.load(reference / "weights" / name, weights_only=True)
+        ours = torch.load(out / "weights" / RUN / name, weights_only=True)
+        theirs = torch.load(reference / "weights" / RUN / name, weights_only=True)
         assert all(torch.equal(ours[k], theirs[k]) for k in theirs), name
 
 
 def test_resume_from_a_mid_epoch_checkpoint_is_exact(reference: Path, tmp_path: Path) -> None:
     out = tmp_path / "copy"
     shutil.copytree(reference, out)
-    checkpoint = out / "weights" / "checkpoint_step_00000008.pth"  # epoch 1, batch 8 of 13
+    checkpoint = out / "weights" / RUN / "checkpoint_step_00000008.pth"  # epoch 1, batch 8 of 13
     resumed = run_train("--resume", str(checkpoint), *output_flags(out))
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stdout and "0 epochs and 8 batches done" in resumed.stdout
@@ -118,14 +100,14 @@ def test_sigkill_at_random_moments_loses_nothing(
     chance = random.Random(0)
     for rows in sorted(chance.sample(range(2, N_STEPS - 1), 3)):
         process = start_train(*flags)
-        wait_for_rows(tmp_path / "results" / "training_data.csv", rows, process)
+        wait_for_rows(tmp_path / "results" / RUN / "training_data.csv", rows, process)
         time.sleep(chance.uniform(0, 0.3))  # sometimes inside a checkpoint or image write
         process.send_signal(signal.SIGKILL)
         process.communicate()
         assert_every_file_complete(tmp_path)
     finished = run_train(*flags)
     assert finished.returncode == 0, finished.stderr
-    assert not list((tmp_path / "weights").glob(".*.tmp"))  # leftovers cleaned at start
+    assert not list((tmp_path / "weights" / RUN).glob(".*.tmp"))  # leftovers cleaned at start
     assert_same_run(tmp_path, reference)
 
 
@@ -134,14 +116,14 @@ def test_signal_finishes_the_batch_checkpoints_and_tells_how_to_resume(
     signum: int, code: int, reference: Path, long_run: Callable, tmp_path: Path
 ) -> None:
     process = start_train(*long_run(tmp_path))
-    wait_for_rows(tmp_path / "results" / "training_data.csv", 7, process)
+    wait_for_rows(tmp_path / "results" / RUN / "training_data.csv", 7, process)
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == code, stderr
     command = stderr.strip().splitlines()[-1].split("to continue: ")[1].split()
     assert command[:3] == ["python", "train.py", "--resume"]
     checkpoint = torch.load(command[3], weights_only=True)
-    rows = pd.read_csv(tmp_path / "results" / "training_data.csv")
+    rows = pd.read_csv(tmp_path / "results" / RUN / "training_data.csv")
     assert checkpoint["step"] == rows["step"].iloc[-1]  # the batch in flight was finished
     assert_every_file_complete(tmp_path)
     resumed = subprocess.run([sys.executable, str(REPO / "train.py"), *command[2:]], cwd=REPO,
@@ -152,7 +134,7 @@ def test_signal_finishes_the_batch_checkpoints_and_tells_how_to_resume(
 
 def test_second_interrupt_exits_at_once(long_run: Callable, tmp_path: Path) -> None:
     process = start_train(*long_run(tmp_path), "--batch_size", "64")
-    wait_for_rows(tmp_path / "results" / "training_data.csv", 2, process)
+    wait_for_rows(tmp_path / "results" / RUN / "training_data.csv", 2, process)
     process.send_signal(signal.SIGINT)
     for line in process.stderr:  # wait until the first interrupt was taken
         if "finishing this batch" in line:
@@ -173,7 +155,7 @@ def test_divergence_stops_with_the_step_and_saves_nothing(
     message = result.stderr.strip().splitlines()[-1]
     assert message.startswith("train.py: error: training diverged at step 1 (epoch 1, batch 1)")
     assert "the last good checkpoint is none" in message
-    assert not list((tmp_path / "weights").glob("*.pth"))
+    assert not list((tmp_path / "weights" / RUN).glob("*.pth"))
 
 
 # --- bad input: one line naming the flag or file, exit 2 for arguments, 1 for the rest ---
@@ -192,11 +174,11 @@ def not_a_folder(at: Where) -> str:
 
 
 def run_checkpoint(at: Where) -> str:
-    return str(at.run / "weights" / "checkpoint_step_00000006.pth")
+    return str(at.run / "weights" / RUN / "checkpoint_step_00000006.pth")
 
 
 def run_weights(at: Where) -> str:
-    return str(at.run / "weights" / "generator_final.pth")
+    return str(at.run / "weights" / RUN / "generator_final.pth")
 
 
 def truncated_checkpoint(at: Where) -> str:
@@ -268,6 +250,11 @@ BAD_INPUTS = [  # (id, arguments, exit status, text the one-line message must ho
     ("keep_checkpoints 0", ["--keep_checkpoints", "0"], 2, "argument --keep_checkpoints"),
     ("num_workers -1", ["--num_workers", "-1"], 2, "argument --num_workers"),
     ("device tpu", ["--device", "tpu"], 2, "argument --device: invalid choice: 'tpu'"),
+    ("seed -1", ["--seed", "-1"], 2, "argument --seed: expected an integer in [0, 2**32)"),
+    ("seed 2**32", ["--seed", "4294967296"], 2, "argument --seed: expected an integer in [0,"),
+    ("eval_samples 1", ["--eval_samples", "1"], 2,
+     "argument --eval_samples: expected an integer of at least 6"),
+    ("nz too large", ["--nz", "100000000000"], 1, "smaller --nz, --ngf, --ndf or --batch_size"),
     ("unknown flag", ["--epochs", "5"], 2, "unrecognized arguments: --epochs 5"),
     ("results_dir under a file", ["--results_dir", not_a_folder], 2,
      "/file/sub: cannot create or write there"),
@@ -276,6 +263,8 @@ BAD_INPUTS = [  # (id, arguments, exit status, text the one-line message must ho
     ("resume truncated", ["--resume", truncated_checkpoint], 1, "is not a readable PyTorch"),
     ("resume random bytes", ["--resume", random_bytes], 1, "is not a readable PyTorch file"),
     ("resume text file", ["--resume", text_file], 1, "is not a readable PyTorch file"),
+    ("resume a folder without checkpoints", ["--resume", lambda at: str(at.tmp)], 1,
+     "holds no checkpoint_step_*.pth; pass another run's folder or checkpoint"),
     ("resume weights file", ["--resume", run_weights], 1,
      "holds weights (a state dict), not a training checkpoint"),
     ("resume foreign", ["--resume", foreign_checkpoint], 1,
@@ -291,9 +280,6 @@ BAD_INPUTS = [  # (id, arguments, exit status, text the one-line message must ho
      "train-images-idx3-ubyte is not an MNIST IDX file"),
     ("IDX counts differ", ["--data_dir", damaged_mnist(too_few_labels)], 1,
      "images but 7 labels"),
-    ("judge missing", ["--judge", "nowhere/judge.pth"], 1,
-     "nowhere/judge.pth is missing: make it with `python train_judge.py`"),
-    ("judge not a judge", ["--judge", run_weights], 1, "holds no judge weights"),
 ]
 if not torch.cuda.is_available():
     BAD_INPUTS.append(("device cuda", ["--device", "cuda"], 2,
@@ -335,13 +321,13 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
 # --- loading weights the way users do ---
 
 def test_load_generator_accepts_every_kind_of_file(short_run: Path, tmp_path: Path) -> None:
-    final = short_run / "weights" / "generator_final.pth"
+    final = short_run / "weights" / RUN / "generator_final.pth"
     state = torch.load(final, weights_only=True)
     torch.save({f"_orig_mod.{k}": v for k, v in state.items()}, tmp_path / "compiled.pth")
     torch.save({f"module.{k}": v for k, v in state.items()}, tmp_path / "parallel.pth")
     noise = torch.randn(4, 100, 1, 1)
     expected = load_generator(final)(noise)
-    for path in (short_run / "weights" / "checkpoint_step_00000006.pth",
+    for path in (short_run / "weights" / RUN / "checkpoint_step_00000006.pth",
                  tmp_path / "compiled.pth", tmp_path / "parallel.pth"):
         netG = load_generator(path)
         assert not netG.training
@@ -358,11 +344,11 @@ def test_load_generator_builds_the_stored_sizes(tmp_path: Path) -> None:
 def test_the_wrong_network_is_named(short_run: Path, tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="holds weights of the discriminator, not of a "
                                               "DCGAN generator"):
-        load_generator(short_run / "weights" / "discriminator_final.pth")
+        load_generator(short_run / "weights" / RUN / "discriminator_final.pth")
     torch.save(torch.nn.Linear(3, 3).state_dict(), tmp_path / "linear.pth")
     with pytest.raises(CheckpointError, match="holds weights of another model"):
         load_state_dict_from(tmp_path / "linear.pth", "discriminator")
-    state = load_state_dict_from(short_run / "weights" / "discriminator_final.pth",
+    state = load_state_dict_from(short_run / "weights" / RUN / "discriminator_final.pth",
                                  "discriminator")
     assert set(state) == set(Discriminator().state_dict())
 
@@ -382,7 +368,7 @@ def test_a_full_disk_is_one_line_and_keeps_complete_files(
     message = result.stderr.strip().splitlines()[-1]
     assert message.startswith("train.py: error: [Errno 27] cannot write ")
     assert "checkpoint_step_00000004.pth: File too large;" in message
-    assert "--resume auto continues from the last checkpoint" in message
-    assert not list((tmp_path / "weights").glob("*.pth"))  # no truncated checkpoint
-    assert not list((tmp_path / "weights").glob(".*.tmp"))  # nor its temporary file
+    assert "no checkpoint was written yet" in message  # the first one is what failed
+    assert not list((tmp_path / "weights" / RUN).glob("*.pth"))  # no truncated checkpoint
+    assert not list((tmp_path / "weights" / RUN).glob(".*.tmp"))  # nor its temporary file
     assert_every_file_complete(tmp_path)

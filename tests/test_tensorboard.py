@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.conftest import RUN
 from utils.recorder import TENSORBOARD_TAGS
 
 
@@ -45,7 +46,7 @@ def test_tensorboard_serves_the_scalars_of_the_csv(short_run: Path) -> None:
         (run,) = [name for name in tags]  # one run folder
         assert set(TENSORBOARD_TAGS.values()) <= set(tags[run])
         assert "eval/fid" in tags[run]
-        csv = pd.read_csv(short_run / "results" / "training_data.csv")
+        csv = pd.read_csv(short_run / "results" / RUN / "training_data.csv")
         for column, tag in (("D_loss", "loss/D"), ("D(x)", "D_output/real")):
             query = urllib.parse.urlencode({"run": run, "tag": tag})
             series = get_json(f"{base}/scalars?{query}")  # [wall time, step, value] rows

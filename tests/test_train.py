@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,14 +15,14 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import REPO, run_train, short_run_flags
+from tests.conftest import REPO, RUN, run_train, short_run_flags
 from utils.recorder import COLUMNS, EVALUATION_COLUMNS, TENSORBOARD_TAGS
 
 N_STEPS = 6  # SHORT_RUN: 2 epochs x 3 batches
 
 
 def test_every_promised_file_is_written(short_run: Path) -> None:
-    results, weights = short_run / "results", short_run / "weights"
+    results, weights = short_run / "results" / RUN, short_run / "weights" / RUN
     expected_results = {
         "config.json", "training_data.csv", "training_data.json", "training_curves.png",
         "epoch_1_final.png", "epoch_2_final.png", "interpolation_epoch_1.png",
@@ -33,6 +34,7 @@ def test_every_promised_file_is_written(short_run: Path) -> None:
         "generator_final.pth", "discriminator_final.pth",
         "generator_epoch_1.pth", "generator_epoch_2.pth",
         "discriminator_epoch_1.pth", "discriminator_epoch_2.pth", "generator_best.pth",
+        ".train.lock",  # held while the run trains; the OS releases it when the process ends
     }
     assert {p.name for p in results.iterdir()} == expected_results
     assert {p.name for p in weights.iterdir()} == expected_weights
@@ -47,14 +49,14 @@ def test_every_promised_file_is_written(short_run: Path) -> None:
 
 
 def test_csv_and_json_hold_one_record_per_batch(short_run: Path) -> None:
-    csv = pd.read_csv(short_run / "results" / "training_data.csv")
+    csv = pd.read_csv(short_run / "results" / RUN / "training_data.csv")
     assert tuple(csv.columns) == COLUMNS
     assert csv["step"].tolist() == list(range(1, N_STEPS + 1))
     assert csv["epoch"].tolist() == [1, 1, 1, 2, 2, 2]
     assert csv["batch"].tolist() == [1, 2, 3, 1, 2, 3]
     assert (csv[["D_loss", "G_loss"]] > 0).all().all()
     assert csv[["D(x)", "D(G(z))", "D(G(z))_post"]].apply(lambda c: c.between(0, 1)).all().all()
-    records = json.loads((short_run / "results" / "training_data.json").read_text())
+    records = json.loads((short_run / "results" / RUN / "training_data.json").read_text())
     assert len(records) == N_STEPS
     assert records[4]["D(G(z))"] == pytest.approx(csv["D(G(z))"][4], abs=1e-7)
     assert set(records[0]) == set(COLUMNS)
@@ -64,7 +66,7 @@ def test_tensorboard_events_match_the_csv(short_run: Path) -> None:
     (run_dir,) = (short_run / "logs").iterdir()
     events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0})
     events.Reload()
-    csv = pd.read_csv(short_run / "results" / "training_data.csv")
+    csv = pd.read_csv(short_run / "results" / RUN / "training_data.csv")
     for column, tag in TENSORBOARD_TAGS.items():
         series = events.Scalars(tag)
         assert [e.step for e in series] == csv["step"].tolist()
@@ -75,14 +77,14 @@ def test_tensorboard_events_match_the_csv(short_run: Path) -> None:
 
 
 def test_evaluation_history_and_best_generator(short_run: Path) -> None:
-    history = pd.read_csv(short_run / "results" / "evaluation_history.csv")
+    history = pd.read_csv(short_run / "results" / RUN / "evaluation_history.csv")
     assert tuple(history.columns) == EVALUATION_COLUMNS
     assert history["epoch"].tolist() == [1, 2] and history["step"].tolist() == [3, 6]
     assert np.isfinite(history.drop(columns=["epoch", "step"]).to_numpy()).all()
     assert (history["fid"] > 0).all() and history["coverage"].between(0, 1).all()
     best_epoch = int(history.loc[history["fid"].idxmin(), "epoch"])
-    best = torch.load(short_run / "weights" / "generator_best.pth", weights_only=True)
-    chosen = torch.load(short_run / "weights" / f"generator_epoch_{best_epoch}.pth",
+    best = torch.load(short_run / "weights" / RUN / "generator_best.pth", weights_only=True)
+    chosen = torch.load(short_run / "weights" / RUN / f"generator_epoch_{best_epoch}.pth",
                         weights_only=True)
     assert all(torch.equal(best[k], chosen[k]) for k in chosen)
     (run_dir,) = (short_run / "logs").iterdir()
@@ -94,17 +96,17 @@ def test_evaluation_history_and_best_generator(short_run: Path) -> None:
 
 
 def test_config_and_checkpoint_describe_the_run(short_run: Path) -> None:
-    config = json.loads((short_run / "results" / "config.json").read_text())
+    config = json.loads((short_run / "results" / RUN / "config.json").read_text())
     assert config["batch_size"] == 16 and config["lr"] == 0.0002 and config["beta1"] == 0.5
     assert config["device"] == "cpu" and config["seed"] == 0
-    checkpoint = torch.load(short_run / "weights" / "checkpoint_step_00000006.pth",
+    checkpoint = torch.load(short_run / "weights" / RUN / "checkpoint_step_00000006.pth",
                             weights_only=True)
     assert checkpoint["epochs_done"] == 2 and checkpoint["batch"] == 0
     assert checkpoint["step"] == N_STEPS
     assert checkpoint["fixed_noise"].shape == (64, 100, 1, 1)
     assert checkpoint["config"]["n_epochs"] == 2
     assert set(checkpoint) >= {"generator", "discriminator", "optimizer_G", "optimizer_D", "rng"}
-    final = torch.load(short_run / "weights" / "generator_final.pth", weights_only=True)
+    final = torch.load(short_run / "weights" / RUN / "generator_final.pth", weights_only=True)
     for key, value in checkpoint["generator"].items():
         assert torch.equal(final[key], value)
 
@@ -122,12 +124,14 @@ def run_snippet(snippet: str, cwd: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_readme_snippets_run_on_the_trained_weights(short_run: Path) -> None:
+def test_readme_snippets_run_on_the_trained_weights(short_run: Path, tmp_path: Path) -> None:
     original, helper = readme_snippets()
     assert "generate_fixed_noise_grid(netG, noise, 'my_generated_images.png')" in original
-    run_snippet(original, short_run)
-    run_snippet(helper + "\nassert not netG.training and netG.nz == 100\n", short_run)
-    with Image.open(short_run / "my_generated_images.png") as grid:
+    (tmp_path / "weights").mkdir()  # where a clone ships its generator
+    shutil.copy(short_run / "weights" / RUN / "generator_final.pth", tmp_path / "weights")
+    run_snippet(original, tmp_path)
+    run_snippet(helper + "\nassert not netG.training and netG.nz == 100\n", tmp_path)
+    with Image.open(tmp_path / "my_generated_images.png") as grid:
         assert grid.size == (242, 242)
         assert len(np.unique(np.asarray(grid.convert("L")))) > 10  # an image, not a blank
 
@@ -141,15 +145,15 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(
     resumed = run_train(*common, "--resume", "auto")
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stdout
-    straight = pd.read_csv(short_run / "results" / "training_data.csv")
-    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "results" / "training_data.csv"),
+    straight = pd.read_csv(short_run / "results" / RUN / "training_data.csv")
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "results" / RUN / "training_data.csv"),
                                   straight, check_exact=True)
     pd.testing.assert_frame_equal(
-        pd.read_csv(tmp_path / "results" / "evaluation_history.csv"),
-        pd.read_csv(short_run / "results" / "evaluation_history.csv"), check_exact=True)
+        pd.read_csv(tmp_path / "results" / RUN / "evaluation_history.csv"),
+        pd.read_csv(short_run / "results" / RUN / "evaluation_history.csv"), check_exact=True)
     for name in ("generator_final.pth", "discriminator_final.pth"):
-        a = torch.load(tmp_path / "weights" / name, weights_only=True)
-        b = torch.load(short_run / "weights" / name, weights_only=True)
+        a = torch.load(tmp_path / "weights" / RUN / name, weights_only=True)
+        b = torch.load(short_run / "weights" / RUN / name, weights_only=True)
         assert all(torch.equal(a[k], b[k]) for k in a)
     (run_dir,) = (tmp_path / "logs").iterdir()  # the resumed run logs into the same folder
     events = EventAccumulator(str(run_dir))
@@ -163,13 +167,16 @@ FLAGS = {"--batch_size": "128", "--n_epochs": "50", "--lr": "0.0002", "--beta1":
          "--weights_dir": "weights", "--log_dir": "logs", "--device": "auto", "--seed": "0",
          "--num_workers": "0", "--limit_batches": "all", "--checkpoint_interval": "200",
          "--keep_checkpoints": "3", "--eval_interval": "5", "--eval_samples": "10000",
-         "--judge": "weights/judge.pth", "--resume": "start afresh", "--debug": "off"}
+         "--judge": "weights/judge.pth", "--resume": "start a new run", "--amp": "off",
+         "--compile": "off", "--deterministic": "off", "--run_name": "the start time",
+         "--debug": "off"}
 
 
 def test_help_lists_every_flag_with_its_default() -> None:
     result = run_train("--help")
     assert result.returncode == 0
     options = result.stdout.split("options:")[1]
+    assert set(re.findall(r"^\s+(--\w+)", options, re.MULTILINE)) - {"--help"} == set(FLAGS)
     text = " ".join(options.split())  # undo argparse's line wrapping
     for flag, default in FLAGS.items():
         match = re.search(rf"{flag}\b.*?\(default: ([^,)]+)", text)

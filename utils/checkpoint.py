@@ -28,13 +28,11 @@ def checkpoint_path(weights_dir: Path, step: int) -> Path:
     return weights_dir / f"checkpoint_step_{step:08d}.pth"
 
 
-def latest_checkpoint(weights_dir: Path) -> Path | None:
-    """The checkpoint of the highest step in ``weights_dir``, or None if there is none."""
-    return max(weights_dir.glob(CHECKPOINT_GLOB), default=None)
-
-
 def save_checkpoint(checkpoint: dict, weights_dir: Path, keep: int) -> Path:
-    """Write ``checkpoint`` atomically and delete all but the newest ``keep`` checkpoints."""
+    """Write ``checkpoint`` atomically and delete all but the newest ``keep`` checkpoints.
+
+    ``weights_dir`` is the run's own folder: only its checkpoints are rotated.
+    """
     path = checkpoint_path(weights_dir, checkpoint["step"])
     save_atomic({"format": CHECKPOINT_FORMAT, **checkpoint}, path)
     for old in sorted(weights_dir.glob(CHECKPOINT_GLOB))[:-keep]:
@@ -52,13 +50,12 @@ def save_atomic(obj: object, path: Path) -> None:
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         try:
             torch.save(obj, f)
-        except (OSError, RuntimeError) as error:
+        except RuntimeError as error:
             # A failed write (say, a full disk) raises OSError, which torch's zip writer may
             # hide behind a RuntimeError of its own while closing: report the real cause.
-            cause = error if isinstance(error, OSError) else error.__context__
-            if not isinstance(cause, OSError):
+            if not isinstance(error.__context__, OSError):
                 raise
-            raise OSError(cause.errno, f"cannot write {path}: {cause.strerror}") from None
+            raise error.__context__ from None
 
 
 def read_torch_file(path: str | Path) -> object:
@@ -78,12 +75,36 @@ def read_torch_file(path: str | Path) -> object:
 
 def load_checkpoint(path: str | Path) -> dict:
     """Read a checkpoint written by train.py, refusing any other file."""
+    if Path(path).is_dir():
+        raise CheckpointError(f"{path} is a folder; pass a {CHECKPOINT_GLOB} file, or use "
+                              "newest_checkpoint")
     checkpoint = read_torch_file(path)
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         what = "weights (a state dict)" if _is_state_dict(checkpoint) else "something else"
         raise CheckpointError(f"{path} holds {what}, not a training checkpoint of this "
                               f"repository; pass a {CHECKPOINT_GLOB} file to --resume")
     return checkpoint
+
+
+def newest_checkpoint(run_dir: str | Path) -> tuple[Path, dict, list[str]]:
+    """The newest readable checkpoint of a run's weights folder.
+
+    The older checkpoints that rotation keeps are there for exactly this: if the newest is
+    truncated or corrupt, the next one is taken. Returns its path, its contents and one
+    line for each newer checkpoint that could not be read.
+
+    Raises:
+        CheckpointError: the folder holds no readable checkpoint.
+    """
+    skipped = []
+    for path in sorted(Path(run_dir).glob(CHECKPOINT_GLOB), reverse=True):
+        try:
+            return path, load_checkpoint(path), skipped
+        except CheckpointError as error:
+            skipped.append(str(error))
+    found = f"{len(skipped)} unreadable checkpoints" if skipped else f"no {CHECKPOINT_GLOB}"
+    raise CheckpointError(f"{run_dir} holds {found}; pass another run's folder or checkpoint "
+                          "to --resume, or start a new run")
 
 
 def _is_state_dict(obj: object) -> bool:

@@ -1,7 +1,14 @@
-"""Command-line helpers shared by the scripts: one-line errors, checked number types."""
+"""Command-line helpers shared by the scripts: checked values, output paths, one-line errors."""
 
 import argparse
+import re
+import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
+
+from utils.device import is_out_of_memory
+from utils.errors import ArgumentError, UserError
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -26,7 +33,73 @@ def _checked(convert: Callable, test: Callable, what: str) -> Callable:
     return parse
 
 
+def int_at_least(least: int) -> Callable:
+    """An argparse type: an integer of at least ``least``."""
+    return _checked(int, lambda v: v >= least, f"an integer of at least {least}")
+
+
 positive_int = _checked(int, lambda v: v > 0, "a positive integer")
 non_negative_int = _checked(int, lambda v: v >= 0, "a non-negative integer")
 positive_float = _checked(float, lambda v: 0 < v < float("inf"), "a positive number")
 unit_interval = _checked(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+# NumPy's seeds are 32-bit; torch's would take 64 bits, but a run seeds both.
+seed = _checked(int, lambda v: 0 <= v < 2**32, "an integer in [0, 2**32)")
+
+
+def describe(error: BaseException) -> str:
+    """One line for an error, at most about 200 characters.
+
+    An ``OSError``'s own message (it names the file), else the type and the message's first line.
+    """
+    if isinstance(error, OSError):
+        return str(error)
+    return f"{type(error).__name__}: {(str(error).strip() or '?').splitlines()[0][:200]}"
+
+
+def report(script: str, error: BaseException, out_of_memory_hint: str) -> int:
+    """Print ``error`` as the script's one-line error; returns the exit status.
+
+    A ``UserError`` says what to do itself; running out of memory gets
+    ``out_of_memory_hint`` (which flag to lower); anything else its type and first line.
+    """
+    if isinstance(error, UserError):
+        message, code = str(error), error.exit_code
+    elif is_out_of_memory(error):
+        size = re.search(r"tried to allocate ([\d.]+ ?\w+)", str(error), re.IGNORECASE)
+        wanted = f" (it tried to allocate {size.group(1)})" if size else ""
+        message, code = f"out of memory{wanted}; {out_of_memory_hint}", 1
+    else:
+        message, code = describe(error), 1
+    print(f"{script}: error: {message}", file=sys.stderr)
+    return code
+
+
+def check_output_file(path: str | Path, flag: str) -> Path:
+    """Make ``path``'s folder and check that a file can be written there, before any work.
+
+    Raises:
+        ArgumentError: naming ``flag``: ``path`` is a folder, or its folder cannot be made
+            or written.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ArgumentError(f"{flag} {path} is a folder; give a file name")
+    check_output_folder(path.parent, flag, path)
+    return path
+
+
+def check_output_folder(folder: str | Path, flag: str, shown: str | Path | None = None) -> Path:
+    """Make ``folder`` if missing and check that files can be written in it.
+
+    Raises:
+        ArgumentError: naming ``flag`` and ``shown`` (default: the folder).
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ArgumentError(f"{flag} {shown or folder}: cannot create or write there "
+                            f"({error.strerror}); choose a writable place") from None
+    return folder

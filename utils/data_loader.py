@@ -145,11 +145,13 @@ def make_loader(
     generator: torch.Generator,
     num_workers: int = 0,
     shuffle: bool = True,
+    pin_memory: bool = False,
 ) -> DataLoader:
     """Batches of ``images`` in a new random order each epoch, drawn from ``generator``.
 
     The last batch of an epoch is kept even if smaller. Saving and restoring
-    ``generator``'s state restores the order of the epochs that follow.
+    ``generator``'s state restores the order of the epochs that follow. ``pin_memory``
+    (faster copies to a GPU) applies only to images on the CPU: only those can be pinned.
     """
     return DataLoader(
         TensorImages(images),
@@ -158,6 +160,6 @@ def make_loader(
         generator=generator,
         num_workers=num_workers,
         collate_fn=_as_batch,
-        pin_memory=torch.cuda.is_available(),
+        pin_memory=pin_memory and images.device.type == "cpu",
         persistent_workers=num_workers > 0,
     )

@@ -1,11 +1,17 @@
-"""Writing files so that a crash never leaves a half-written one."""
+"""Writing files so that a crash or a full disk never leaves a half-written one."""
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import BinaryIO
 
 TEMPORARY_GLOB = ".*.tmp"  # the names atomic_path writes to first
+
+
+def temporary_path(path: Path) -> Path:
+    """The hidden name beside ``path`` that ``atomic_path`` writes to first."""
+    return path.with_name(f".{path.name}.tmp")
 
 
 @contextmanager
@@ -14,12 +20,34 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
     ``os.replace`` is atomic on POSIX and Windows, so readers see either the old
     complete file or the new complete file. On an exception the temporary file is removed
-    and ``path`` is left as it was.
+    and ``path`` is left as it was; a failed write (say, a full disk) is reported as an
+    ``OSError`` naming ``path``, not the temporary file.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = temporary_path(path)
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as error:
+        raise OSError(error.errno, f"cannot write {path}: {error.strerror}") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def append_line(file: BinaryIO, line: str) -> None:
+    """Append ``line`` (with its newline) to ``file`` whole, or not at all.
+
+    ``file`` is opened unbuffered for appending (``open(path, "ab", buffering=0)``). If the
+    write fails part-way (a full disk), the file is cut back to its previous length, so it
+    never ends in half a line; the error names the file.
+    """
+    data = line.encode()
+    size = file.seek(0, os.SEEK_END)
+    try:
+        written = 0
+        while written < len(data):
+            written += file.write(data[written:])
+    except OSError as error:
+        with suppress(OSError):  # if even this fails, a resume drops the incomplete line
+            file.truncate(size)
+        raise OSError(error.errno, f"cannot write {file.name}: {error.strerror}") from None

@@ -29,6 +29,7 @@ from torchmetrics.image.kid import KernelInceptionDistance
 from models import Judge
 
 K_NEIGHBOURS = 5
+MIN_SAMPLES = K_NEIGHBOURS + 1  # the k-NN scores need k other samples; FID needs 2
 MEMORISATION_SAMPLES = 1000  # nearest-training-image search is the costly part
 
 

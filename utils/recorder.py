@@ -1,6 +1,7 @@
 """Where a run's numbers go: CSV and TensorBoard every batch, JSON and curves every epoch."""
 
-import csv
+import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -9,8 +10,9 @@ import torch
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 
-from utils.files import atomic_path
-from utils.training import STAT_NAMES
+from utils.errors import UserError
+from utils.files import append_line, atomic_path
+from utils.step import STAT_NAMES
 from utils.visualization import image_grid, plot_training_curves
 
 COLUMNS = ("epoch", "batch", "step", *STAT_NAMES)
@@ -28,25 +30,37 @@ TENSORBOARD_TAGS = {
 }
 
 
+class LogFileError(UserError):
+    """A run's CSV log is not what this program wrote, so a resume cannot continue it."""
+
+
+def shortest(value: float) -> str:
+    """A float32 number in its shortest exact decimal form (about 9 digits)."""
+    return str(np.float32(value))
+
+
 class TrainingRecorder:
     """Records a run: CSV and TensorBoard every batch, JSON and curves every epoch.
 
-    ``training_data.csv`` gets a row per batch, each written by one ``write`` call, so a
-    crash never leaves half a row; ``training_data.json`` (at each checkpoint and epoch end)
-    and ``training_curves.png`` (each epoch end) are regenerated from it and replaced
-    atomically. Use as a context manager, or call ``close``.
+    ``training_data.csv`` gets a row per batch, each appended whole or not at all (see
+    ``utils.files.append_line``); ``training_data.json`` (at each checkpoint and epoch end)
+    and ``training_curves.png`` (each epoch end) are written from the rows kept in memory,
+    never by reading the CSV back. Use as a context manager, or call ``close``.
 
     The statistics of a step stay on the training device until ``flush``, which reads back
     the batches pending in one go, every ``flush_every`` steps: on a GPU, reading numbers
     back makes the host wait for the device, so it should not happen every step.
 
     Args:
-        results_dir: folder of the CSV, JSON and curves.
+        results_dir: folder of the CSVs, JSON and curves (the run's own).
         run_log_dir: TensorBoard folder of this run.
         resume_step: continue a run whose checkpoint was taken after this step: rows and
-            events of later steps (written after the checkpoint) are dropped. ``None``
-            starts afresh.
+            events of later steps (written after the checkpoint) are dropped, and so is an
+            incomplete last row. ``None`` starts afresh.
         flush_every: steps between read-backs.
+
+    Raises:
+        LogFileError: on resume, a CSV holds lines this program did not write.
     """
 
     def __init__(
@@ -59,19 +73,20 @@ class TrainingRecorder:
         self.json_path = results_dir / "training_data.json"
         self.curves_path = results_dir / "training_curves.png"
         self.evaluation_path = results_dir / "evaluation_history.csv"
-        for path, columns in ((self.csv_path, COLUMNS),
-                              (self.evaluation_path, EVALUATION_COLUMNS)):
-            if resume_step is None or not path.exists():
-                with atomic_path(path) as tmp:
-                    tmp.write_text(",".join(columns) + "\n")
-            else:  # drop what was written after the checkpoint; it will be written again
-                kept = pd.read_csv(path).query("step <= @resume_step")
-                with atomic_path(path) as tmp:
-                    kept.to_csv(tmp, index=False)
-        self._csv_file = open(self.csv_path, "a", newline="")  # noqa: SIM115 (closed in close())
-        self._csv = csv.writer(self._csv_file)
+        self.rows = start_csv(self.csv_path, COLUMNS, resume_step)
+        start_csv(self.evaluation_path, EVALUATION_COLUMNS, resume_step)
+        self._csv_file = open(self.csv_path, "ab", buffering=0)  # noqa: SIM115 (closed in close())
+        self.log_dir = run_log_dir
         purge_step = None if resume_step is None else resume_step + 1
         self.tensorboard = SummaryWriter(str(run_log_dir), purge_step=purge_step)
+
+    def _tensorboard(self, write: Callable, *args: object) -> None:
+        """Call a ``SummaryWriter`` method; a failed write names the log folder."""
+        try:
+            write(*args)
+        except OSError as error:
+            raise OSError(error.errno, f"cannot write TensorBoard events in {self.log_dir}: "
+                                       f"{error.strerror}") from None
 
     def log_step(self, epoch: int, batch: int, step: int,
                  stats: Tensor) -> list[dict[str, float]]:
@@ -92,45 +107,95 @@ class TrainingRecorder:
         values = torch.stack([stats for *_, stats in self._pending]).tolist()  # one wait
         records = []
         for (epoch, batch, step, _), row in zip(self._pending, values, strict=True):
-            records.append({"epoch": epoch, "batch": batch, "step": step,
-                            **dict(zip(STAT_NAMES, row, strict=True))})
-            # float32 numbers, written in their shortest exact form (about 9 digits)
-            self._csv.writerow([epoch, batch, step, *(str(np.float32(v)) for v in row)])
-            self._csv_file.flush()
+            texts = [shortest(v) for v in row]
+            append_line(self._csv_file, ",".join([str(epoch), str(batch), str(step), *texts])
+                        + "\n")
+            self.rows.append([epoch, batch, step, *map(float, texts)])
+            records.append(dict(zip(COLUMNS, self.rows[-1], strict=True)))
             for name, tag in TENSORBOARD_TAGS.items():
-                self.tensorboard.add_scalar(tag, records[-1][name], step)
+                self._tensorboard(self.tensorboard.add_scalar, tag, records[-1][name], step)
         self._pending.clear()
         return records
 
+    def log_text(self, tag: str, text: str) -> None:
+        """Show ``text`` in TensorBoard's text tab (e.g. the configuration)."""
+        self._tensorboard(self.tensorboard.add_text, tag, text)
+
     def log_epoch(self, step: int, samples: Tensor) -> None:
         """Log the fixed-noise samples ``(N, 1, 28, 28)`` and refresh the JSON and curves."""
-        self.tensorboard.add_image("samples/fixed_noise", image_grid(samples), step)
+        self._tensorboard(self.tensorboard.add_image, "samples/fixed_noise",
+                          image_grid(samples), step)
         self.export_json()
-        plot_training_curves(self.csv_path, self.curves_path)
+        plot_training_curves(pd.DataFrame(self.rows, columns=COLUMNS), self.curves_path)
 
     def log_evaluation(self, epoch: int, step: int, scores: dict) -> None:
         """Append quality ``scores`` (utils/metrics.py) to the history and TensorBoard."""
         row = {"epoch": epoch, "step": step, **scores}
-        with open(self.evaluation_path, "a", newline="") as f:
-            csv.writer(f).writerow([row[column] for column in EVALUATION_COLUMNS])
+        with open(self.evaluation_path, "ab", buffering=0) as f:
+            append_line(f, ",".join(str(row[column]) for column in EVALUATION_COLUMNS) + "\n")
         for column in EVALUATION_COLUMNS[2:]:
-            self.tensorboard.add_scalar(f"eval/{column}", scores[column], step)
+            self._tensorboard(self.tensorboard.add_scalar, f"eval/{column}", scores[column], step)
 
     def export_json(self) -> None:
-        """Rewrite ``training_data.json`` from the CSV and flush TensorBoard's events."""
-        self.tensorboard.flush()
-        log = pd.read_csv(self.csv_path)
+        """Rewrite ``training_data.json`` from the rows in memory; flush TensorBoard's events."""
+        self._tensorboard(self.tensorboard.flush)
+        records = [dict(zip(COLUMNS, row, strict=True)) for row in self.rows]
         with atomic_path(self.json_path) as tmp:
-            log.to_json(tmp, orient="records", double_precision=7)
+            tmp.write_text(json.dumps(records, separators=(",", ":")))
 
     def close(self) -> None:
         """Flush and close the CSV and TensorBoard files."""
-        self.flush()
-        self._csv_file.close()
-        self.tensorboard.close()
+        try:
+            self.flush()
+        finally:
+            self._csv_file.close()
+            self._tensorboard(self.tensorboard.close)
 
     def __enter__(self) -> "TrainingRecorder":
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def start_csv(path: Path, columns: tuple[str, ...], resume_step: int | None) -> list[list]:
+    """Start the CSV log ``path``, or on resume keep its rows up to ``resume_step``.
+
+    A new run (or a missing or empty file) gets just the header. On resume, rows after the
+    checkpoint's step, and an incomplete last line (a crash or full disk mid-write), are
+    dropped: they will be written again. Returns the kept rows as numbers.
+
+    Raises:
+        LogFileError: the header or a kept line is not what this program writes.
+    """
+    header = ",".join(columns) + "\n"
+    text = path.read_text(errors="replace") if resume_step is not None and path.exists() else ""
+    if not text:
+        with atomic_path(path) as tmp:
+            tmp.write_text(header)
+        return []
+    lines = text.splitlines(keepends=True)
+    if lines[0] != header:
+        raise LogFileError(f"{path} does not start with this program's header ({header.strip()})"
+                           "; move it away to resume without its rows (the checkpoint is intact)")
+    if not lines[-1].endswith("\n"):
+        lines.pop()  # half a row
+    kept, rows = [header], []
+    for number, line in enumerate(lines[1:], start=2):
+        values = line.rstrip("\n").split(",")
+        try:
+            row = [int(v) for v in values[:columns.index("step") + 1]] + [
+                float(v) for v in values[columns.index("step") + 1:]]
+        except ValueError:
+            row = []
+        if len(values) != len(columns) or not row:
+            raise LogFileError(f"{path}, line {number}, is not a row of this program's log; move "
+                               "the file away to resume without its rows (the checkpoint is "
+                               "intact)")
+        if row[columns.index("step")] <= resume_step:
+            kept.append(line)
+            rows.append(row)
+    if len(kept) < len(lines):
+        with atomic_path(path) as tmp:
+            tmp.write_text("".join(kept))
+    return rows

@@ -1,4 +1,7 @@
-"""Basic plotting helpers: image grids, the training curves, the progress animation."""
+"""Image and plot files from tensors and tables; no network here (sampling: utils/visualize.py).
+
+Image grids, the training-curve plot and the progress animation.
+"""
 
 from pathlib import Path
 
@@ -23,13 +26,14 @@ def save_image_grid(images: Tensor, path: str | Path, nrow: int = 8) -> None:
         save_image(image_grid(images, nrow), tmp, format="png")
 
 
-def plot_training_curves(csv_path: str | Path, out_path: str | Path) -> None:
-    """Plot the losses and the discriminator's outputs of a training CSV against steps.
+def plot_training_curves(log: pd.DataFrame, out_path: str | Path) -> None:
+    """Plot the losses and the discriminator's outputs of a training log against steps.
 
-    The CSV needs the columns ``step``, ``D_loss``, ``G_loss``, ``D(x)`` and ``D(G(z))``.
-    Faint lines are per batch; solid lines a running mean over 50 batches.
+    ``log`` has the columns of ``training_data.csv``: ``step``, ``D_loss``, ``G_loss``,
+    ``D(x)`` and ``D(G(z))`` at least. Faint lines are per batch; solid lines a running mean
+    over 50 batches.
     """
-    log = pd.read_csv(csv_path).set_index("step")
+    log = log.set_index("step")
     fig = Figure(figsize=(10, 7))
     ax_loss, ax_prob = fig.subplots(2, 1, sharex=True)
     for ax, columns in ((ax_loss, ["D_loss", "G_loss"]), (ax_prob, ["D(x)", "D(G(z))"])):

@@ -1,14 +1,42 @@
-"""Drawing from a generator: fixed-noise grids and latent-space interpolation."""
+"""Sampling from a generator: grids, latent interpolation, chosen digits (files: visualization.py).
 
+Fixed-noise grids, lerp and slerp paths between latent points, the judge's choice of digit
+endpoints, and rejection sampling of one digit. Every function here runs a generator; the
+model-free image and plot helpers are in ``utils/visualization.py``.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
+from utils.errors import UserError
 from utils.visualization import save_image_grid
 
 Interpolation = Literal["slerp", "lerp"]
+
+
+class DigitNotFoundError(UserError):
+    """Rejection sampling found too few samples of the digit asked for."""
+
+
+def device_of(net: nn.Module) -> torch.device:
+    """The device of ``net``'s parameters, where its inputs must go."""
+    return next(net.parameters()).device
+
+
+@contextmanager
+def evaluating(net: nn.Module) -> Iterator[nn.Module]:
+    """Run ``net`` in eval mode (BatchNorm running statistics) for the block."""
+    was_training = net.training
+    net.eval()
+    try:
+        yield net
+    finally:
+        net.train(was_training)
 
 
 @torch.no_grad()
@@ -20,7 +48,7 @@ def generate_fixed_noise_grid(
     The generator is used in whatever mode the caller left it (call ``netG.eval()`` first
     for the BatchNorm running statistics). Returns the images ``(N, 1, 28, 28)``.
     """
-    images = netG(noise)
+    images = netG(noise.to(device_of(netG)))
     save_image_grid(images, path, nrow=nrow)
     return images
 
@@ -83,7 +111,7 @@ def save_interpolation_grid(
     ``endpoints`` is ``(2, rows, nz, 1, 1)``; see ``interpolation_noise``. Returns the images
     ``(rows * n_steps, 1, 28, 28)``.
     """
-    images = netG(interpolation_noise(endpoints, n_steps, method))
+    images = netG(interpolation_noise(endpoints, n_steps, method).to(device_of(netG)))
     save_image_grid(images, path, nrow=n_steps)
     return images
 
@@ -95,8 +123,8 @@ DIGIT_PAIRS = ((1, 7), (0, 8), (2, 3), (4, 9), (5, 6), (3, 8), (6, 0), (7, 2))
 @torch.no_grad()
 def digit_probabilities(netG: nn.Module, judge: nn.Module, noise: Tensor) -> Tensor:
     """The judge's class probabilities ``(N, 10)`` for the images ``netG`` draws from ``noise``."""
-    device = next(netG.parameters()).device
-    return judge(netG(noise.to(device)).to(next(judge.parameters()).device)).softmax(1).cpu()
+    images = netG(noise.to(device_of(netG)))
+    return judge(images.to(device_of(judge))).softmax(1).cpu()
 
 
 def digit_endpoints(netG: nn.Module, judge: nn.Module, pool: Tensor,
@@ -104,10 +132,12 @@ def digit_endpoints(netG: nn.Module, judge: nn.Module, pool: Tensor,
     """Interpolation endpoints ``(2, len(pairs), nz, 1, 1)`` that run between chosen digits.
 
     For each pair ``(a, b)`` the start is the latent point of ``pool`` ``(M, nz, 1, 1)`` whose
-    image the judge finds most surely an ``a``, the end the one most surely a ``b``.
+    image the judge finds most surely an ``a``, the end the one most surely a ``b``. The
+    endpoints are on ``pool``'s device.
     """
     probabilities = digit_probabilities(netG, judge, pool)
-    best = probabilities.argmax(0)  # per digit: the pool index of its most confident image
+    # per digit: the pool index of its most confident image
+    best = probabilities.argmax(0).to(pool.device)
     starts = torch.stack([pool[best[a]] for a, _ in pairs])
     ends = torch.stack([pool[best[b]] for _, b in pairs])
     return torch.stack([starts, ends])
@@ -123,7 +153,7 @@ def sample_digit(netG: nn.Module, judge: nn.Module, digit: int, n: int, nz: int,
     ``max_draws`` draws (default: 50 per vector asked for, at least 20,000).
 
     Raises:
-        ValueError: fewer than ``n`` were found in ``max_draws`` draws.
+        DigitNotFoundError: fewer than ``n`` were found in ``max_draws`` draws.
     """
     max_draws = max_draws or max(20_000, 50 * n)
     kept: list[Tensor] = []
@@ -136,6 +166,6 @@ def sample_digit(netG: nn.Module, judge: nn.Module, digit: int, n: int, nz: int,
         found += int(confident.sum())
         drawn += batch_size
     if found < n:
-        raise ValueError(f"only {found} of {drawn} samples were a {digit} with confidence "
+        raise DigitNotFoundError(f"only {found} of {drawn} samples were a {digit} with confidence "
                          f">= {min_confidence}; lower --min_confidence or ask for fewer")
     return torch.cat(kept)[:n]

@@ -1,0 +1,355 @@
+"""Between runs: each run owns its files; a clone's shipped model survives; errors are one line."""
+
+import errno
+import hashlib
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from tests.conftest import (
+    REPO,
+    RUN,
+    output_flags,
+    run_script,
+    run_train,
+    short_run_flags,
+    start_train,
+    wait_for_rows,
+)
+from tests.test_train import readme_snippets, run_snippet
+from utils.files import append_line, atomic_path
+from utils.recorder import TrainingRecorder
+
+QUICK = ["--batch_size", "16", "--eval_interval", "0", "--device", "cpu"]
+
+
+def quick_flags(mnist_root: Path, out: Path) -> list[str]:
+    """A run without evaluation, writing under ``out`` with default run names."""
+    return [*QUICK, "--data_dir", str(mnist_root), "--results_dir", str(out / "results"),
+            "--weights_dir", str(out / "weights"), "--log_dir", str(out / "logs")]
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` (relative name) with a hash of its bytes."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def run_folders(root: Path) -> list[Path]:
+    """The run sub-folders of an output root, oldest name first."""
+    return sorted(p for p in root.iterdir() if p.is_dir())
+
+
+def last_line(result: subprocess.CompletedProcess | str) -> str:
+    text = result if isinstance(result, str) else result.stderr
+    return text.strip().splitlines()[-1]
+
+
+# --- 1. a new run beside an older one: its checkpoints, its resume ---
+
+def test_a_second_run_keeps_its_checkpoints_and_resume_auto_picks_it(
+    mnist_root: Path, tmp_path: Path
+) -> None:
+    flags = quick_flags(mnist_root, tmp_path)
+    first = run_train(*flags, "--n_epochs", "2", "--limit_batches", "5",
+                      "--checkpoint_interval", "2")
+    assert first.returncode == 0, first.stderr
+    (old,) = run_folders(tmp_path / "weights")
+    before = snapshot(tmp_path)
+
+    second = start_train(*flags, "--n_epochs", "1", "--limit_batches", "12",
+                         "--checkpoint_interval", "2")
+    while len(run_folders(tmp_path / "results")) < 2:  # its folders appear before training
+        assert second.poll() is None, second.communicate()
+        time.sleep(0.01)
+    new = next(p for p in run_folders(tmp_path / "results") if p.name != old.name)
+    wait_for_rows(new / "training_data.csv", 5, second)
+    second.send_signal(signal.SIGINT)
+    _, stderr = second.communicate(timeout=60)
+    assert second.returncode == 130, stderr
+    command = last_line(stderr).split("to continue: ")[1]
+    assert f"--resume {tmp_path / 'weights' / new.name}/checkpoint_step_" in command
+    checkpoints = sorted((tmp_path / "weights" / new.name).glob("checkpoint_step_*.pth"))
+    assert checkpoints and checkpoints[-1].name in command  # its own, not rotated away
+    after = snapshot(tmp_path)
+    assert {k: v for k, v in after.items() if k in before} == before  # the old run untouched
+
+    resumed = run_train(*flags, "--resume", "auto")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming run {new.name} from " in resumed.stdout
+    rows = pd.read_csv(new / "training_data.csv")
+    assert rows["step"].tolist() == list(range(1, 13))
+    assert {k: v for k, v in snapshot(tmp_path).items() if k in before} == before
+
+
+# --- 2. a fresh clone: the shipped model and gallery survive the first run ---
+
+def test_a_first_run_in_a_clone_leaves_the_shipped_files_alone(
+    short_run: Path, mnist_root: Path, tiny_judge: Path, tmp_path: Path
+) -> None:
+    clone = tmp_path / "clone"
+    (clone / "weights").mkdir(parents=True)
+    (clone / "results").mkdir()
+    for name in ("generator_final.pth", "discriminator_final.pth"):
+        shutil.copy(short_run / "weights" / RUN / name, clone / "weights" / name)
+    for name in ("epoch_2_final.png", "training_data.csv", "config.json"):
+        shutil.copy(short_run / "results" / RUN / name, clone / "results" / name)
+    (clone / "results" / "evaluation.json").write_text('{"shipped": true}\n')
+    shipped = snapshot(clone)
+
+    result = run_train("--n_epochs", "1", "--limit_batches", "3", "--batch_size", "16",
+                       "--eval_samples", "64", "--data_dir", str(mnist_root), "--judge",
+                       str(tiny_judge), "--device", "cpu", cwd=clone)  # default folders
+    assert result.returncode == 0, result.stderr
+    assert {k: v for k, v in snapshot(clone).items() if k in shipped} == shipped
+    (run,) = run_folders(clone / "weights")
+    assert (clone / "weights" / run.name / "generator_final.pth").is_file()
+    assert (clone / "results" / run.name / "epoch_1_final.png").is_file()
+    assert sorted(p.name for p in (clone / "results").iterdir()) == sorted(
+        [run.name, "epoch_2_final.png", "training_data.csv", "config.json", "evaluation.json"])
+    assert f"--weights weights/{run.name}/generator_final.pth" in result.stdout
+
+    original, _ = readme_snippets()
+    run_snippet(original, clone)  # loads the shipped weights/generator_final.pth
+    evaluated = run_script("evaluate.py", "--weights", f"weights/{run.name}/generator_final.pth",
+                           "--judge", str(tiny_judge), "--data_dir", str(mnist_root), "--n",
+                           "50", "--device", "cpu", cwd=clone)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert (clone / "weights" / run.name / "generator_final_evaluation.json").is_file()
+    assert {k: v for k, v in snapshot(clone).items() if k in shipped} == shipped
+
+
+# --- 3. two trainings at once ---
+
+def test_two_trainings_at_once_each_keep_their_own_files(mnist_root: Path,
+                                                        tmp_path: Path) -> None:
+    flags = [*quick_flags(mnist_root, tmp_path), "--n_epochs", "2", "--limit_batches", "6"]
+    both = [start_train(*flags), start_train(*flags)]  # most likely in the same second
+    for process in both:
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr
+    runs = run_folders(tmp_path / "results")
+    assert len(runs) == 2 and len(run_folders(tmp_path / "weights")) == 2
+    for run in runs:
+        assert pd.read_csv(run / "training_data.csv")["step"].tolist() == list(range(1, 13))
+        assert json.loads((run / "config.json").read_text())["run_name"] == run.name
+        assert (tmp_path / "weights" / run.name / "generator_final.pth").is_file()
+
+
+def test_a_run_in_progress_is_refused_to_a_second_train_py_and_freed_at_its_end(
+    mnist_root: Path, tmp_path: Path
+) -> None:
+    flags = [*quick_flags(mnist_root, tmp_path), "--run_name", "busy"]
+    running = start_train(*flags, "--n_epochs", "3", "--checkpoint_interval", "2")
+    wait_for_rows(tmp_path / "results" / "busy" / "training_data.csv", 3, running)
+    second = run_train(*flags, "--resume", "auto")
+    assert second.returncode == 1
+    assert last_line(second) == (
+        f"train.py: error: run busy ({tmp_path / 'weights' / 'busy'}) is being trained by "
+        "another train.py; wait for it to end, or stop it first")
+    taken = run_train(*flags)  # a new run of the same name
+    assert taken.returncode == 2
+    assert "--run_name busy: " in last_line(taken) and "already holds a run" in last_line(taken)
+    running.send_signal(signal.SIGKILL)  # the lock dies with the process
+    running.communicate()
+    resumed = run_train(*flags, "--resume", "auto", "--n_epochs", "1")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming run busy from " in resumed.stdout
+
+
+# --- 4. only the program's own temporary files are removed ---
+
+def test_a_users_tmp_files_survive_and_a_runs_own_leftovers_go(
+    short_run: Path, mnist_root: Path, tiny_judge: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
+    mine = [tmp_path / "results" / ".notes.tmp", tmp_path / "weights" / ".draft.pth.tmp",
+            tmp_path / "logs" / ".x.tmp"]
+    for path in mine:
+        path.write_text("the user's")
+    leftover = tmp_path / "weights" / RUN / ".checkpoint_step_00000009.pth.tmp"
+    leftover.write_bytes(b"half a checkpoint")
+    failed = run_train(*quick_flags(mnist_root, tmp_path), "--data_dir", str(tmp_path / "no"))
+    assert failed.returncode == 1
+    new = run_train(*quick_flags(mnist_root, tmp_path), "--n_epochs", "1", "--limit_batches", "2")
+    assert new.returncode == 0, new.stderr
+    assert leftover.exists()  # another run's folder: not the new run's business
+    resumed = run_train(*short_run_flags(mnist_root, tiny_judge, tmp_path), "--resume", "auto")
+    assert resumed.returncode == 0, resumed.stderr
+    assert not leftover.exists()  # the resumed run's own leftover
+    assert all(path.read_text() == "the user's" for path in mine)
+
+
+# --- 5. never half a row ---
+
+def test_a_failed_append_leaves_no_half_row(tmp_path: Path) -> None:
+    path = tmp_path / "log.csv"
+    path.write_text("a,b\n1,2\n")
+
+    class FullDisk(io.FileIO):
+        def write(self, data: bytes) -> int:  # writes a part, then the disk is full
+            super().write(data[:3])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    with FullDisk(path, "ab") as file, pytest.raises(OSError) as caught:
+        append_line(file, "3,4444444\n")
+    assert str(caught.value) == f"[Errno 28] cannot write {path}: No space left on device"
+    assert path.read_text() == "a,b\n1,2\n"
+
+
+def test_resume_drops_half_a_row_and_rewrites_the_csv_byte_for_byte(
+    short_run: Path, mnist_root: Path, tiny_judge: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
+    csv = tmp_path / "results" / RUN / "training_data.csv"
+    text = csv.read_text()
+    lines = text.splitlines(keepends=True)
+    csv.write_text("".join(lines[:5]) + lines[5][:12])  # steps 1-4, then half of step 5
+    (tmp_path / "weights" / RUN / "checkpoint_step_00000006.pth").unlink()
+    resumed = run_train(*short_run_flags(mnist_root, tiny_judge, tmp_path), "--resume",
+                        str(tmp_path / "weights" / RUN))  # a run folder: its newest checkpoint
+    assert resumed.returncode == 0, resumed.stderr
+    assert "checkpoint_step_00000003.pth: 1 epochs and 0 batches done" in resumed.stdout
+    assert csv.read_bytes() == (short_run / "results" / RUN / "training_data.csv").read_bytes()
+
+
+def test_resume_auto_falls_back_to_the_newest_readable_checkpoint(
+    short_run: Path, mnist_root: Path, tiny_judge: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
+    newest = tmp_path / "weights" / RUN / "checkpoint_step_00000006.pth"
+    newest.write_bytes(newest.read_bytes()[:1000])
+    resumed = run_train(*short_run_flags(mnist_root, tiny_judge, tmp_path), "--resume", "auto")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"--resume: skipped {newest} is not a readable PyTorch file" in resumed.stderr
+    assert "checkpoint_step_00000003.pth: 1 epochs and 0 batches done" in resumed.stdout
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "results" / RUN / "training_data.csv"),
+        pd.read_csv(short_run / "results" / RUN / "training_data.csv"), check_exact=True)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("", None),  # empty: started again with the header
+    ("epoch,batch,step\n1,1,1\n", "does not start with this program's header"),
+    ("epoch,batch,step,D_loss,G_loss,D(x),D(G(z)),D(G(z))_post\n1,1,x,1,1,1,1,1\n",
+     "line 2, is not a row of this program's log"),
+])
+def test_resume_with_an_empty_or_foreign_csv(content: str, message: str | None,
+                                             short_run: Path, mnist_root: Path,
+                                             tiny_judge: Path, tmp_path: Path) -> None:
+    shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
+    csv = tmp_path / "results" / RUN / "training_data.csv"
+    csv.write_text(content)
+    resumed = run_train(*short_run_flags(mnist_root, tiny_judge, tmp_path), "--resume",
+                        str(tmp_path / "weights" / RUN / "checkpoint_step_00000003.pth"))
+    if message is None:
+        assert resumed.returncode == 0, resumed.stderr
+        assert pd.read_csv(csv)["step"].tolist() == [4, 5, 6]
+    else:
+        assert resumed.returncode == 1
+        assert last_line(resumed).startswith(f"train.py: error: {csv}")
+        assert message in last_line(resumed) and "Traceback" not in resumed.stderr
+
+
+# --- the remaining one-line errors ---
+
+def test_an_atomic_write_that_fails_names_the_file_not_its_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "image.png"
+    with pytest.raises(OSError) as caught, atomic_path(target) as tmp:
+        tmp.write_bytes(b"12")
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+    assert str(caught.value) == f"[Errno 28] cannot write {target}: No space left on device"
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_tensorboard_write_that_fails_names_the_log_folder(tmp_path: Path) -> None:
+    recorder = TrainingRecorder(tmp_path, tmp_path / "logs")
+
+    def full_disk(*args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    recorder.tensorboard.add_scalar = full_disk
+    with pytest.raises(OSError) as caught:
+        recorder.log_step(1, 1, 1, torch.tensor([1.0, 2.0, 0.5, 0.5, 0.5]))
+    assert str(caught.value) == (f"[Errno 28] cannot write TensorBoard events in "
+                                 f"{tmp_path / 'logs'}: No space left on device")
+    recorder.tensorboard.add_scalar = lambda *args: None
+    recorder.close()
+
+
+def test_a_missing_judge_warns_and_trains(mnist_root: Path, tmp_path: Path) -> None:
+    result = run_train("--n_epochs", "1", "--limit_batches", "2", "--batch_size", "16",
+                       "--save_interval", "1", "--eval_samples", "64", "--data_dir",
+                       str(mnist_root), "--judge", str(tmp_path / "nowhere.pth"), "--device",
+                       "cpu", *output_flags(tmp_path))
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert warnings == [f"train.py: warning: {tmp_path / 'nowhere.pth'} is missing: make it "
+                        "with `python train_judge.py` (about 2 minutes on a CPU), or pass the "
+                        "file with --judge; training without evaluation, and with "
+                        "interpolations between random points"]
+    results = tmp_path / "results" / RUN
+    assert (results / "interpolation_epoch_1.png").is_file()
+    assert pd.read_csv(results / "evaluation_history.csv").empty
+
+
+def test_ctrl_c_while_the_final_files_are_written_finishes_them(mnist_root: Path,
+                                                                tmp_path: Path) -> None:
+    # Deliver SIGINT at the start of TrainLoop.finish: the signal waits for the final files.
+    script = ("import os, runpy, signal, sys\n"
+              "from utils.train_loop import TrainLoop\n"
+              "finish = TrainLoop.finish\n"
+              "def interrupted(self):\n"
+              "    os.kill(os.getpid(), signal.SIGINT)\n"
+              "    finish(self)\n"
+              "TrainLoop.finish = interrupted\n"
+              "sys.argv = ['train.py', *sys.argv[1:]]\n"
+              "runpy.run_path('train.py', run_name='__main__')\n")
+    result = subprocess.run(
+        [sys.executable, "-c", script, *quick_flags(mnist_root, tmp_path), "--n_epochs", "1",
+         "--limit_batches", "2", "--run_name", RUN], cwd=REPO, capture_output=True, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "done in " in result.stdout
+    assert (tmp_path / "weights" / RUN / "generator_final.pth").is_file()
+    assert (tmp_path / "results" / RUN / "training_progress.gif").is_file()
+    assert "finished" in json.loads((tmp_path / "results" / RUN / "config.json").read_text())
+
+
+@pytest.mark.parametrize(("script", "args", "code", "text"), [
+    ("evaluate.py", ["--n", "5"], 2, "argument --n: expected an integer of at least 6"),
+    ("evaluate.py", ["--seed", "-1"], 2, "argument --seed: expected an integer in [0, 2**32)"),
+    ("evaluate.py", ["--out", "{tmp}"], 2, "--out {tmp} is a folder; give a file name"),
+    ("generate.py", ["--seed", "99999999999999999999999"], 2, "argument --seed: expected an"),
+    ("generate.py", ["--out", "{tmp}"], 2, "--out {tmp} is a folder; give a file name"),
+    ("generate.py", ["--out", "{file}/a.png"], 2, "--out {file}/a.png: cannot create or write"),
+    ("generate.py", ["--out_dir", "{file}"], 2, "--out_dir {file}: cannot create or write"),
+    ("generate.py", ["--n", "1000000000"], 1, "out of memory"),
+    ("train_judge.py", ["--out", "{tmp}"], 2, "--out {tmp} is a folder"),
+])
+def test_scripts_answer_bad_input_in_one_line(script: str, args: list[str], code: int,
+                                              text: str, short_run: Path,
+                                              tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+
+    def fill(value: str) -> str:
+        return value.format(tmp=tmp_path, file=tmp_path / "file")
+
+    weights = ([] if script == "train_judge.py"
+               else ["--weights", str(short_run / "weights" / RUN / "generator_final.pth")])
+    result = run_script(script, *map(fill, args), *weights, "--device", "cpu", cwd=tmp_path)
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert last_line(result).startswith(f"{script}: error: ")
+    assert fill(text) in last_line(result)

@@ -1,0 +1,56 @@
+"""Where the networks run: picking the device, and what it supports."""
+
+import torch
+
+from utils.errors import ArgumentError
+
+
+class DeviceUnavailableError(ArgumentError):
+    """The device asked for with ``--device`` is not available."""
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """Turn ``auto``, ``cpu``, ``cuda`` or ``mps`` into a device that exists here.
+
+    ``auto`` picks CUDA, then Apple's MPS, then the CPU.
+
+    Raises:
+        DeviceUnavailableError: ``cuda`` or ``mps`` asked for where PyTorch sees none.
+    """
+    cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
+    if name == "auto":
+        name = "cuda" if cuda else "mps" if mps else "cpu"
+    if (name == "cuda" and not cuda) or (name == "mps" and not mps):
+        raise DeviceUnavailableError(
+            f"--device {name}: PyTorch sees no {name} device here; use --device auto or cpu"
+        )
+    return torch.device(name)
+
+
+def amp_supported(device: torch.device) -> bool:
+    """Whether ``device`` runs bfloat16 natively (on a CPU: AVX512-BF16 or AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        mkldnn = torch.ops.mkldnn
+        return torch.backends.mkldnn.is_available() and mkldnn._is_mkldnn_bf16_supported()
+    return True  # MPS: autocast to bfloat16 is PyTorch's to support or refuse
+
+
+def fastest_memory_format(device: torch.device) -> torch.memory_format:
+    """The memory format in which this repository's convolutions run fastest on ``device``.
+
+    Channels-last on the CPU (measured 8% faster per step in float32 on a 2-core CPU, see
+    benchmarks/RESULTS.md); the default layout elsewhere.
+    """
+    return torch.channels_last if device.type == "cpu" else torch.preserve_format
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is PyTorch (CPU or GPU) or Python running out of memory."""
+    if isinstance(error, (MemoryError, torch.OutOfMemoryError)):
+        return True
+    text = str(error).lower()
+    return isinstance(error, RuntimeError) and (
+        "out of memory" in text or "not enough memory" in text or "can't allocate memory" in text
+    )

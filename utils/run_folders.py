@@ -1,0 +1,132 @@
+"""Each run owns its folders: weights/<run>, results/<run>, logs/<run>.
+
+A run never writes beside another run's files, nor into the top of ``weights/`` and
+``results/``, where the repository ships its trained model and gallery. A lock file in the
+run's weights folder keeps a second train.py out of a run in progress; the operating system
+releases it when the process ends, however it ends, so a killed run leaves no stale lock.
+"""
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from utils.errors import ArgumentError, UserError
+from utils.files import TEMPORARY_GLOB
+
+LOCK_NAME = ".train.lock"
+
+
+class RunInUseError(UserError):
+    """Another train.py is writing this run's files."""
+
+
+@dataclass(frozen=True)
+class RunFolders:
+    """The three folders of the run ``name``."""
+
+    name: str
+    weights: Path
+    results: Path
+    logs: Path
+
+    @classmethod
+    def under(cls, name: str, weights_dir: str | Path, results_dir: str | Path,
+              log_dir: str | Path) -> "RunFolders":
+        """The folders of run ``name`` under the three output roots."""
+        return cls(name, Path(weights_dir) / name, Path(results_dir) / name, Path(log_dir) / name)
+
+    def all(self) -> tuple[Path, Path, Path]:
+        """Weights, results and TensorBoard folder."""
+        return self.weights, self.results, self.logs
+
+
+def default_run_name() -> str:
+    """The name of a run started now: its start time, ``YYYYmmdd-HHMMSS``."""
+    return time.strftime("%Y%m%d-%H%M%S")
+
+
+def create_run_folders(name: str, weights_dir: str | Path, results_dir: str | Path,
+                       log_dir: str | Path, name_given: bool, reuse: bool = False) -> RunFolders:
+    """Make the folders of a new run, none of which may hold anything yet.
+
+    The weights folder is created exclusively, which claims the name even against a
+    second train.py started in the same second. A default name (``name_given`` False) that
+    is taken gets a suffix ``-2``, ``-3``, ...; a name given with ``--run_name`` is refused.
+    ``reuse`` takes the run's folders as they are: for a run that is started again because
+    it stopped before its first checkpoint.
+
+    Raises:
+        ArgumentError: ``--run_name`` names a run that exists.
+    """
+    if reuse:
+        folders = RunFolders.under(name, weights_dir, results_dir, log_dir)
+        for folder in folders.all():
+            folder.mkdir(parents=True, exist_ok=True)
+        return folders
+    for attempt in range(1, 1000):
+        candidate = name if attempt == 1 else f"{name}-{attempt}"
+        folders = RunFolders.under(candidate, weights_dir, results_dir, log_dir)
+        taken = [f for f in folders.all() if f.exists() and any(f.iterdir())]
+        if not taken:
+            try:
+                folders.weights.mkdir(parents=True)
+            except FileExistsError:
+                taken = [folders.weights]
+        if not taken:
+            folders.results.mkdir(parents=True, exist_ok=True)
+            folders.logs.mkdir(parents=True, exist_ok=True)
+            return folders
+        if name_given:
+            raise ArgumentError(f"--run_name {name}: {taken[0]} already holds a run; continue it "
+                                f"with --resume {folders.weights}, or choose another --run_name")
+    raise ArgumentError(f"--run_name {name}: every suffix up to -999 is taken")
+
+
+def lock_run(folders: RunFolders) -> FileLock:
+    """Hold the run's lock (release it, or end the process, to let another train.py in).
+
+    Raises:
+        RunInUseError: another process holds it.
+    """
+    lock = FileLock(folders.weights / LOCK_NAME, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise RunInUseError(f"run {folders.name} ({folders.weights}) is being trained by another "
+                            "train.py; wait for it to end, or stop it first") from None
+    return lock
+
+
+def remove_leftovers(folders: RunFolders) -> list[Path]:
+    """Delete the temporary files that a kill mid-write left in the run's own folders.
+
+    Call with the run's lock held. Only ``atomic_path``'s hidden ``.*.tmp`` names in this
+    run's weights and results folders are touched. Returns what was deleted.
+    """
+    removed = []
+    for folder in (folders.weights, folders.results):
+        for leftover in folder.glob(TEMPORARY_GLOB):
+            leftover.unlink()
+            removed.append(leftover)
+    return removed
+
+
+def latest_run(weights_dir: str | Path) -> Path | None:
+    """The run folder under ``weights_dir`` that was written to last, or None.
+
+    Run folders are those holding a lock file (every run makes one at its start); a
+    folder's time changes whenever a checkpoint or weights file is added to it, so this is
+    the run trained most recently, even one stopped before its first checkpoint.
+    """
+    runs = [lock.parent for lock in Path(weights_dir).glob(f"*/{LOCK_NAME}")]
+    return max(runs, key=lambda run: run.stat().st_mtime, default=None)
+
+
+def discard_if_unused(folders: RunFolders) -> None:
+    """Remove a new run's folders if it failed before writing anything (its lock aside)."""
+    for folder in folders.all():
+        if folder.is_dir() and {p.name for p in folder.iterdir()} <= {LOCK_NAME}:
+            (folder / LOCK_NAME).unlink(missing_ok=True)
+            folder.rmdir()
