@@ -11,7 +11,6 @@ torchvision's MNIST with ToTensor and Normalize, eager float32, D's gradients co
 update, `.item()` every batch. A measurement, not a test: nothing here asserts a speed.
 """
 
-import argparse
 import shlex
 import statistics
 import sys
@@ -27,6 +26,7 @@ from torchvision import transforms
 from torchvision.datasets import MNIST, FakeData
 
 from models import Discriminator, Generator
+from utils.cli import OneLineErrorParser
 from utils.data_loader import load_mnist, make_loader, to_model_range
 from utils.device import amp_supported, fastest_memory_format, resolve_device
 from utils.errors import UserError
@@ -123,7 +123,7 @@ def measure(step: Callable[[], None], batches: int, device: torch.device) -> tup
 
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark, print the table, append it to RESULTS.md (not with --quick)."""
-    parser = argparse.ArgumentParser(description="Training speed, textbook loop vs this repo.")
+    parser = OneLineErrorParser(description="Training speed, textbook loop vs this repo.")
     parser.add_argument("--data_dir", default="data", help="MNIST root; synthetic if absent")
     parser.add_argument("--batch_size", type=int, default=128)
     parser.add_argument("--batches", type=int, default=30, help="timed batches per turn")
@@ -136,7 +136,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="2 batches, 1 round, synthetic data, no compile, no RESULTS.md")
     args = parser.parse_args(argv)
-    device = resolve_device(args.device)
+    try:
+        device = resolve_device(args.device)
+    except UserError as error:
+        parser.error(str(error))
     modes = args.modes.split(",")
     if args.quick:
         args.batches, args.warmup, args.rounds, args.batch_size = 2, 1, 1, 32

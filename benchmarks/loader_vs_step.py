@@ -67,7 +67,7 @@ def main() -> None:
     step = seconds_per_step(images[: args.batch_size], args.steps)
     train = step * n_batches
 
-    print(f"GAN step: {step * 1000:.0f} ms/batch -> {train:.0f} s for {n_batches} batches")
+    print(f"GAN step: {step * 1000:.1f} ms/batch -> {train:.2f} s for {n_batches} batches")
     rows = [("this repository (in-memory tensor)", ours)] + [
         (f"textbook DataLoader, {w} workers", t) for w, t in textbook.items()]
     for name, seconds in rows:

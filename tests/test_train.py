@@ -1,5 +1,6 @@
 """train.py end to end: every promised file, the logs' contents, resume, the CLI."""
 
+import dataclasses
 import json
 import os
 import re
@@ -16,6 +17,8 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.conftest import REPO, RUN, run_train, short_run_flags
+from utils.config import TrainConfig, make_config
+from utils.errors import ArgumentError
 from utils.recorder import COLUMNS, EVALUATION_COLUMNS, TENSORBOARD_TAGS
 
 N_STEPS = 6  # SHORT_RUN: 2 epochs x 3 batches
@@ -182,3 +185,26 @@ def test_help_lists_every_flag_with_its_default() -> None:
         match = re.search(rf"{flag}\b.*?\(default: ([^,)]+)", text)
         assert match, flag
         assert match.group(1) == default, flag
+
+
+def test_every_flag_is_a_field_of_the_frozen_configuration() -> None:
+    assert {f"--{field.name}" for field in dataclasses.fields(TrainConfig)} == set(FLAGS)
+    config = TrainConfig(**{field.name: None for field in dataclasses.fields(TrainConfig)})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.lr = 0.1
+
+
+def test_a_resumed_amp_is_checked_on_the_new_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    import utils.config
+
+    flags = {f"{name[2:]}": value for name, value in FLAGS.items()}
+    flags |= {"amp": False, "compile": False, "deterministic": False, "debug": False,
+              "device": "cpu", "resume": "auto", "run_name": "r"}
+    monkeypatch.setattr(utils.config, "amp_supported", lambda device: False)
+    with pytest.raises(ArgumentError, match="--amp: the resumed run uses --amp, and this cpu "
+                                            "has no native bfloat16"):
+        make_config(flags, given={"resume"}, resumed={**flags, "amp": True})
+    with pytest.raises(ArgumentError, match="--lr 0.1 differs from the resumed run's 0.0002"):
+        make_config({**flags, "lr": 0.1}, given={"resume", "lr"}, resumed=flags)
+    config = make_config(flags, given={"resume"}, resumed={**flags, "n_epochs": 7})
+    assert config.n_epochs == 7 and config.device == "cpu"  # inherited; not inherited
