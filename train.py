@@ -247,8 +247,9 @@ def train(flags: dict, given: set[str], command: str) -> int:
               "starting it again")
         flags = {**flags, "run_name": run_dir.name}
     elif resume == "auto":
-        print(f"--resume auto: no run {'named ' + flags['run_name'] if 'run_name' in given else ''}"
-              f"in {flags['weights_dir']}/ to continue, starting a new run")
+        named = f"named {flags['run_name']} " if "run_name" in given else ""
+        print(f"--resume auto: no run {named}in {flags['weights_dir']}/ to continue, "
+              "starting a new run")
     if flags["run_name"] is None:
         flags = {**flags, "run_name": default_run_name()}
     config = make_config(flags, given, resumed and resumed[1]["config"])
