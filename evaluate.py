@@ -73,12 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                         help="default: %(default)s")
     parser.add_argument("--out", default=None,
-                        help="where to write the scores as JSON (default: beside the weights, "
-                             "<weights>_evaluation.json)")
+                        help="where to write the scores as JSON; an existing file is replaced "
+                             "only with --overwrite (default: beside the weights, "
+                             "<weights>_evaluation.json, replaced by each evaluation)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="let --out replace an existing file (default: off)")
     args = parser.parse_args(argv)
     try:
         return evaluate(args)
-    except Exception as error:
+    except (Exception, KeyboardInterrupt) as error:
         return report("evaluate.py", error, "a smaller --n may fit")
 
 
@@ -87,7 +90,7 @@ def evaluate(args: argparse.Namespace) -> int:
     started = time.time()
     weights = Path(args.weights)
     out = check_output_file(args.out or weights.with_name(f"{weights.stem}_evaluation.json"),
-                            "--out")
+                            "--out", overwrite=args.overwrite or args.out is None)
     device = resolve_device(args.device)
     netG = load_generator(weights, device)
     judge = load_judge(args.judge, device)

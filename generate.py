@@ -4,6 +4,8 @@
     python generate.py --n 16 --digit 7 --out sevens.png
     python generate.py --n 100 --out_dir samples/     # 100 separate PNG files
 
+An existing --out file or a --out_dir holding files is replaced only with --overwrite.
+
 With --digit, samples are drawn until the judge (weights/judge.pth, made by train_judge.py)
 calls --n of them that digit with at least --min_confidence.
 """
@@ -24,6 +26,7 @@ from utils.cli import (
     seed,
 )
 from utils.device import resolve_device
+from utils.errors import ArgumentError
 from utils.visualization import save_image_grid
 from utils.visualize import sample_digit
 
@@ -35,10 +38,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="generator weights or checkpoint (default: %(default)s)")
     parser.add_argument("--n", type=positive_int, default=64,
                         help="how many digits (default: %(default)s)")
-    parser.add_argument("--out", default="generated.png",
-                        help="one PNG grid of all digits (default: %(default)s)")
+    parser.add_argument("--out", default=None,
+                        help="one PNG grid of all digits; an existing file is replaced only with "
+                             "--overwrite (default: generated.png, replaced each time)")
     parser.add_argument("--out_dir", default=None,
-                        help="write one PNG per digit into this folder instead of a grid")
+                        help="write one PNG per digit into this folder instead of a grid; a "
+                             "folder that holds files only with --overwrite")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="let --out or --out_dir replace existing files (default: off)")
     parser.add_argument("--digit", type=int, choices=range(10), default=None,
                         help="only this digit, as the judge sees it (default: any)")
     parser.add_argument("--min_confidence", type=float, default=0.9,
@@ -58,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"got {args.min_confidence}")
     try:
         return generate(args)
-    except Exception as error:
+    except (Exception, KeyboardInterrupt) as error:
         return report("generate.py", error, "a smaller --n may fit")
 
 
@@ -66,8 +73,12 @@ def generate(args: argparse.Namespace) -> int:
     """Draw ``args.n`` digits as the flags say and save them."""
     if args.out_dir:
         folder = check_output_folder(args.out_dir, "--out_dir")
+        if any(folder.iterdir()) and not args.overwrite:
+            raise ArgumentError(f"--out_dir {folder} holds files; choose an empty folder, or "
+                                "add --overwrite to replace its 00000.png, 00001.png, ...")
     else:
-        out = check_output_file(args.out, "--out")
+        out = check_output_file(args.out or "generated.png", "--out",
+                                overwrite=args.overwrite or args.out is None)
     device = resolve_device(args.device)
     netG = load_generator(args.weights, device)
     generator = torch.Generator().manual_seed(args.seed)

@@ -16,22 +16,18 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch.optim import Adam
 
 from models import Discriminator, Generator, Judge
-from utils.checkpoint import (
-    CHECKPOINT_GLOB,
-    CheckpointError,
-    load_checkpoint,
-    load_judge,
-    newest_checkpoint,
-)
+from utils.checkpoint import CheckpointError, load_judge
 from utils.cli import (
     OneLineErrorParser,
     check_output_folder,
     describe,
+    folder_name,
     int_at_least,
     non_negative_int,
     positive_float,
@@ -48,14 +44,17 @@ from utils.interrupt import GracefulStop
 from utils.metrics import MIN_SAMPLES, Reference, make_reference
 from utils.provenance import describe_code, describe_machine
 from utils.random_state import seed_everything
+from utils.recorder import quiet_tensorboard_thread
 from utils.run_folders import (
     RunFolders,
+    auto_run,
     create_run_folders,
     default_run_name,
     discard_if_unused,
-    latest_run,
+    find_checkpoint,
     lock_run,
     remove_leftovers,
+    restartable_config,
 )
 from utils.step import FastStep
 from utils.train_loop import INTERPOLATION_ROWS, TrainLoop
@@ -89,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="weights and checkpoints go to a sub-folder per run (default: %(default)s)")
     add("--log_dir", default="logs",
         help="TensorBoard logs go to a sub-folder per run (default: %(default)s)")
-    add("--run_name", default=None,
+    add("--run_name", type=folder_name, default=None,
         help="the run's sub-folder name in the three folders above; an existing run is "
              "never overwritten (default: the start time, YYYYmmdd-HHMMSS)")
     add("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
@@ -144,38 +143,6 @@ def parse_args(argv: list[str]) -> tuple[dict, set[str]]:
     return flags, given
 
 
-def auto_run(flags: dict, given: set[str]) -> Path | None:
-    """The run folder ``--resume auto`` continues: ``--run_name``'s, else the run trained last."""
-    weights_dir = Path(flags["weights_dir"])
-    if "run_name" in given:
-        return weights_dir / flags["run_name"]
-    return latest_run(weights_dir)
-
-
-def find_checkpoint(resume: str, run_dir: Path | None) -> tuple[Path, dict] | None:
-    """The checkpoint to resume and its contents, or None if ``run_dir`` has none.
-
-    ``resume`` is --resume's value; ``run_dir`` the run folder to take the newest readable
-    checkpoint of (for ``auto``, or a folder given to --resume), or None for a file.
-    """
-    if run_dir is not None and not any(run_dir.glob(CHECKPOINT_GLOB)) and resume == "auto":
-        return None
-    if run_dir is None:
-        path = Path(resume)
-        checkpoint = load_checkpoint(path)
-    else:
-        path, checkpoint, skipped = newest_checkpoint(run_dir)
-        for reason in skipped:
-            print(f"--resume: skipped {reason}", file=sys.stderr)
-    run_name = checkpoint["run_name"]
-    if path.parent.name != run_name:
-        raise CheckpointError(f"{path} belongs to run {run_name}, whose files live in "
-                              f"<weights_dir>/{run_name}/; move it into such a folder to resume")
-    print(f"resuming run {run_name} from {path}: {checkpoint['epochs_done']} epochs and "
-          f"{checkpoint['batch']} batches done (step {checkpoint['step']})")
-    return path, checkpoint
-
-
 def check_output_roots(config: TrainConfig) -> None:
     """Create the three output folders and try writing in each, before any training."""
     for flag in ("results_dir", "weights_dir", "log_dir"):
@@ -202,8 +169,8 @@ def load_judging(config: TrainConfig,
     return judge, make_reference(judge, test_images, test_labels, train_images)
 
 
-def build_loop(config: TrainConfig, folders: RunFolders, images: torch.Tensor,
-               record: dict) -> TrainLoop:
+def build_loop(config: TrainConfig, folders: RunFolders, images: torch.Tensor, record: dict,
+               restarted: bool = False) -> TrainLoop:
     """The DCGAN networks of models/, their optimisers, the MNIST batches: a run at step 0."""
     device = torch.device(config.device)
     seed_everything(config.seed)
@@ -230,29 +197,53 @@ def build_loop(config: TrainConfig, folders: RunFolders, images: torch.Tensor,
         endpoint_pool=torch.randn(1024, config.nz, 1, 1,
                                   generator=torch.Generator().manual_seed(config.seed)
                                   ).to(device),
-        judge=judge, reference=reference, record=record)
+        judge=judge, reference=reference, record=record, restarted=restarted)
+
+
+class RunChoice(NamedTuple):
+    """What ``choose_run`` decided."""
+
+    flags: dict  # with the run's name, and when resuming its weights root as weights_dir
+    checkpoint: tuple[Path, dict] | None  # the checkpoint to resume: path, contents
+    inherit: dict | None  # the configuration that flags not given are taken from
+    restart: bool  # a run stopped before its first checkpoint starts again in its folders
+
+
+def choose_run(flags: dict, given: set[str]) -> RunChoice:
+    """Which run this command trains: a resumed one, one started again, or a new one."""
+    resume = flags["resume"]
+    if resume == "auto":
+        run_dir = auto_run(flags["weights_dir"], "run_name" in given and flags["run_name"])
+    else:
+        run_dir = Path(resume) if resume is not None and Path(resume).is_dir() else None
+    found = None if resume is None or (resume == "auto" and run_dir is None) else (
+        find_checkpoint(resume, run_dir))
+    if found is not None:
+        path, checkpoint, skipped = found
+        for reason in skipped:
+            print(f"--resume: skipped {reason}", file=sys.stderr)
+        print(f"resuming run {checkpoint['run_name']} from {path}: {checkpoint['epochs_done']} "
+              f"epochs and {checkpoint['batch']} batches done (step {checkpoint['step']})")
+        # a run's folder is where its checkpoint is
+        return RunChoice({**flags, "weights_dir": str(path.parent.parent)}, (path, checkpoint),
+                         checkpoint["config"], False)
+    if resume == "auto" and run_dir is not None and run_dir.exists():
+        inherit = restartable_config(run_dir, flags["results_dir"])
+        print(f"--resume auto: run {run_dir.name} stopped before its first checkpoint; "
+              "starting it again")
+        return RunChoice({**flags, "run_name": run_dir.name}, None, inherit, True)
+    if resume == "auto":
+        named = f"named {flags['run_name']} " if "run_name" in given else ""
+        print(f"--resume auto: no run {named}in {flags['weights_dir']}/ to continue, "
+              "starting a new run")
+    return RunChoice({**flags, "run_name": flags["run_name"] or default_run_name()}, None, None,
+                     False)
 
 
 def train(flags: dict, given: set[str], command: str) -> int:
     """Set up a new or resumed run, train it, write its outputs; returns the exit status."""
-    resume = flags["resume"]
-    run_dir = auto_run(flags, given) if resume == "auto" else (
-        Path(resume) if resume is not None and Path(resume).is_dir() else None)
-    resumed = None if resume is None else find_checkpoint(resume, run_dir)
-    restart = resume == "auto" and resumed is None and run_dir is not None and run_dir.exists()
-    if resumed is not None:  # the run's folder is where its checkpoint is
-        flags = {**flags, "weights_dir": str(resumed[0].parent.parent)}
-    elif restart:
-        print(f"--resume auto: run {run_dir.name} stopped before its first checkpoint; "
-              "starting it again")
-        flags = {**flags, "run_name": run_dir.name}
-    elif resume == "auto":
-        named = f"named {flags['run_name']} " if "run_name" in given else ""
-        print(f"--resume auto: no run {named}in {flags['weights_dir']}/ to continue, "
-              "starting a new run")
-    if flags["run_name"] is None:
-        flags = {**flags, "run_name": default_run_name()}
-    config = make_config(flags, given, resumed and resumed[1]["config"])
+    flags, resumed, inherit, restart = choose_run(flags, given)
+    config = make_config(flags, given, inherit)
     check_output_roots(config)
     # cuDNN's autotuner picks the fastest convolution algorithms, which may differ run to run.
     torch.backends.cudnn.benchmark = not config.deterministic
@@ -271,14 +262,19 @@ def train(flags: dict, given: set[str], command: str) -> int:
         folders = RunFolders.under(config.run_name, config.weights_dir, config.results_dir,
                                    config.log_dir)
         record = {key: value for key, value in resumed[1]["config"].items()
-                  if key not in config.to_dict()}
+                  if key not in config.to_dict()}  # provenance: command, code, machine, ...
         record["resumed"] = [*record.get("resumed", []), {
             "at": now, "step": resumed[1]["step"], "command": command, "code": describe_code()}]
+    if resumed is not None and resumed[1]["epochs_done"] >= config.n_epochs and (
+            folders.weights / "generator_final.pth").is_file():
+        print(f"run {folders.name} has finished its {config.n_epochs} epochs; its weights are in "
+              f"{folders.weights}/; give a larger --n_epochs to train it further")
+        return 0
     lock = lock_run(folders)
     try:
         if resumed is not None:
             remove_leftovers(folders)
-        loop = build_loop(config, folders, images, record)
+        loop = build_loop(config, folders, images, record, restarted=restart)
         if resumed is not None:
             loop.load_state_dict(resumed[1])
         print(f"run {folders.name}: {len(images)} images, {loop.n_batches} batches an epoch; "
@@ -316,17 +312,11 @@ def run(loop: TrainLoop) -> int:
     return 0
 
 
-def quiet_tensorboard_thread(args: threading.ExceptHookArgs) -> None:
-    """No traceback from TensorBoard's writer thread: its error reaches the main thread too."""
-    if type(args.thread).__name__ != "_AsyncWriterThread":
-        threading.__excepthook__(args)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` (default: the command line) and train; returns the exit status."""
     argv = sys.argv[1:] if argv is None else argv
     flags, given = parse_args(argv)
-    threading.excepthook = quiet_tensorboard_thread
+    threading.excepthook = quiet_tensorboard_thread  # TensorBoard's errors: one line, below
     try:
         return train(flags, given, shlex.join(["python", "train.py", *argv]))
     except KeyboardInterrupt:  # before training began (signals are handled during it)

@@ -24,7 +24,6 @@ from utils.checkpoint import save_atomic
 from utils.cli import OneLineErrorParser, check_output_file, positive_int, report, seed
 from utils.data_loader import load_mnist, make_loader
 from utils.device import resolve_device
-from utils.errors import ArgumentError
 from utils.files import atomic_path
 from utils.random_state import seed_everything
 
@@ -79,20 +78,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="seed, in [0, 2**32) (default: %(default)s)")
     parser.add_argument("--out", default="weights/judge.pth",
                         help="weights file; a .json with its accuracy goes beside it. An "
-                             "existing file (the shipped judge) is replaced only when --out "
+                             "existing file (such as the shipped judge, with which every score "
+                             "of this repository was measured) is replaced only when --out "
                              "names it (default: %(default)s)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                         help="default: %(default)s")
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     try:
-        out = check_output_file(args.out, "--out")
-        if out.exists() and not any(arg.startswith("--out") for arg in argv):
-            raise ArgumentError(f"--out {out} exists; name it with --out to replace it (every "
-                                "score of this repository is measured with it), or write "
-                                "elsewhere")
+        out = check_output_file(args.out, "--out",
+                                overwrite=any(arg.startswith("--out") for arg in argv))
         return train_and_save(args, out, shlex.join(["python", "train_judge.py", *argv]))
-    except Exception as error:
+    except (Exception, KeyboardInterrupt) as error:
         return report("train_judge.py", error, "a smaller --batch_size may fit")
 
 

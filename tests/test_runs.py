@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.conftest import (
     REPO,
@@ -184,7 +185,8 @@ def test_a_users_tmp_files_survive_and_a_runs_own_leftovers_go(
     new = run_train(*quick_flags(mnist_root, tmp_path), "--n_epochs", "1", "--limit_batches", "2")
     assert new.returncode == 0, new.stderr
     assert leftover.exists()  # another run's folder: not the new run's business
-    resumed = run_train(*short_run_flags(mnist_root, tiny_judge, tmp_path), "--resume", "auto")
+    resumed = run_train(*short_run_flags(mnist_root, tiny_judge, tmp_path), "--resume", "auto",
+                        "--n_epochs", "3")
     assert resumed.returncode == 0, resumed.stderr
     assert not leftover.exists()  # the resumed run's own leftover
     assert all(path.read_text() == "the user's" for path in mine)
@@ -207,14 +209,14 @@ def test_a_failed_append_leaves_no_half_row(tmp_path: Path) -> None:
     assert path.read_text() == "a,b\n1,2\n"
 
 
+@pytest.mark.parametrize("complete_rows", [4, 3])  # after the checkpoint's step 3, or at it
 def test_resume_drops_half_a_row_and_rewrites_the_csv_byte_for_byte(
-    short_run: Path, mnist_root: Path, tiny_judge: Path, tmp_path: Path
+    complete_rows: int, short_run: Path, mnist_root: Path, tiny_judge: Path, tmp_path: Path
 ) -> None:
     shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
     csv = tmp_path / "results" / RUN / "training_data.csv"
-    text = csv.read_text()
-    lines = text.splitlines(keepends=True)
-    csv.write_text("".join(lines[:5]) + lines[5][:12])  # steps 1-4, then half of step 5
+    lines = csv.read_text().splitlines(keepends=True)
+    csv.write_text("".join(lines[:1 + complete_rows]) + lines[1 + complete_rows][:12])
     (tmp_path / "weights" / RUN / "checkpoint_step_00000006.pth").unlink()
     resumed = run_train(*short_run_flags(mnist_root, tiny_judge, tmp_path), "--resume",
                         str(tmp_path / "weights" / RUN))  # a run folder: its newest checkpoint
@@ -353,3 +355,86 @@ def test_scripts_answer_bad_input_in_one_line(script: str, args: list[str], code
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert last_line(result).startswith(f"{script}: error: ")
     assert fill(text) in last_line(result)
+
+
+def test_resume_auto_without_any_run_starts_one(mnist_root: Path, tmp_path: Path) -> None:
+    result = run_train(*quick_flags(mnist_root, tmp_path), "--n_epochs", "1", "--limit_batches",
+                       "2", "--resume", "auto")
+    assert result.returncode == 0, result.stderr
+    assert f"--resume auto: no run in {tmp_path / 'weights'}/ to continue" in result.stdout
+    (run,) = run_folders(tmp_path / "results")
+    assert pd.read_csv(run / "training_data.csv")["step"].tolist() == [1, 2]
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_again_with_its_flags(
+    mnist_root: Path, tmp_path: Path
+) -> None:
+    roots = ["--results_dir", str(tmp_path / "results"), "--weights_dir",
+             str(tmp_path / "weights"), "--log_dir", str(tmp_path / "logs")]
+    process = start_train(*quick_flags(mnist_root, tmp_path), "--n_epochs", "1",
+                          "--limit_batches", "12", "--checkpoint_interval", "0")
+    while not (tmp_path / "results").exists() or not run_folders(tmp_path / "results"):
+        time.sleep(0.01)
+    (run,) = run_folders(tmp_path / "results")
+    wait_for_rows(run / "training_data.csv", 3, process)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    again = run_train(*roots, "--resume", "auto")  # the run's own flags, from its config.json
+    assert again.returncode == 0, again.stderr
+    assert f"run {run.name} stopped before its first checkpoint; starting it again" in again.stdout
+    assert pd.read_csv(run / "training_data.csv")["step"].tolist() == list(range(1, 13))
+    assert json.loads((run / "config.json").read_text())["batch_size"] == 16
+    events = EventAccumulator(str(tmp_path / "logs" / run.name))
+    events.Reload()  # the killed attempt's events are purged: each step once
+    assert [e.step for e in events.Scalars("loss/D")] == list(range(1, 13))
+
+
+def test_a_run_with_weights_but_no_checkpoint_is_not_started_again(
+    short_run: Path, mnist_root: Path, tiny_judge: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
+    for checkpoint in (tmp_path / "weights" / RUN).glob("checkpoint_step_*.pth"):
+        checkpoint.unlink()  # to free disk, say
+    before = snapshot(tmp_path)
+    result = run_train(*short_run_flags(mnist_root, tiny_judge, tmp_path), "--resume", "auto")
+    assert result.returncode == 1
+    assert f"run {RUN} ({tmp_path / 'weights' / RUN}) holds " in last_line(result)
+    assert "but no checkpoint to resume; start a new run" in last_line(result)
+    assert snapshot(tmp_path) == before
+
+
+def test_resuming_a_finished_run_changes_nothing(short_run: Path, mnist_root: Path,
+                                                 tiny_judge: Path, tmp_path: Path) -> None:
+    shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
+    before = snapshot(tmp_path)
+    result = run_train(*short_run_flags(mnist_root, tiny_judge, tmp_path), "--resume", "auto")
+    assert result.returncode == 0, result.stderr
+    assert f"run {RUN} has finished its 2 epochs" in result.stdout
+    assert snapshot(tmp_path) == before
+
+
+def test_generate_and_evaluate_replace_an_existing_file_only_when_told(
+    short_run: Path, tiny_judge: Path, mnist_root: Path, tmp_path: Path
+) -> None:
+    weights = str(short_run / "weights" / RUN / "generator_final.pth")
+    precious = tmp_path / "generator_final.pth"
+    shutil.copy(weights, precious)
+    refused = run_script("generate.py", "--weights", weights, "--out", str(precious),
+                         "--device", "cpu")
+    assert refused.returncode == 2
+    assert last_line(refused) == (f"generate.py: error: --out {precious} exists; choose another "
+                                  "name, or add --overwrite to replace it")
+    assert precious.read_bytes() == Path(weights).read_bytes()
+    report = tmp_path / "report.json"
+    report.write_text("{}")
+    args = ["--weights", weights, "--judge", str(tiny_judge), "--data_dir", str(mnist_root),
+            "--n", "20", "--device", "cpu", "--out", str(report)]
+    assert run_script("evaluate.py", *args).returncode == 2 and report.read_text() == "{}"
+    replaced = run_script("evaluate.py", *args, "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr
+    assert json.loads(report.read_text())["n"] == 20
+    (tmp_path / "samples").mkdir()
+    (tmp_path / "samples" / "mine.txt").write_text("x")
+    full = run_script("generate.py", "--weights", weights, "--out_dir", str(tmp_path / "samples"),
+                      "--device", "cpu")
+    assert full.returncode == 2 and "holds files; choose an empty folder" in last_line(full)

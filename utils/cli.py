@@ -42,6 +42,9 @@ positive_int = _checked(int, lambda v: v > 0, "a positive integer")
 non_negative_int = _checked(int, lambda v: v >= 0, "a non-negative integer")
 positive_float = _checked(float, lambda v: 0 < v < float("inf"), "a positive number")
 unit_interval = _checked(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+# A run's sub-folder name: no path separators, nothing hidden, nothing that walks up.
+folder_name = _checked(str, lambda v: re.fullmatch(r"\w[\w.+-]*", v) is not None,
+                       "a folder name of letters, digits and _ . + - (not starting with . + -)")
 # NumPy's seeds are 32-bit; torch's would take 64 bits, but a run seeds both.
 seed = _checked(int, lambda v: 0 <= v < 2**32, "an integer in [0, 2**32)")
 
@@ -57,12 +60,14 @@ def describe(error: BaseException) -> str:
 
 
 def report(script: str, error: BaseException, out_of_memory_hint: str) -> int:
-    """Print ``error`` as the script's one-line error; returns the exit status.
+    """Print ``error`` (or Ctrl-C) as the script's one-line error; returns the exit status.
 
     A ``UserError`` says what to do itself; running out of memory gets
     ``out_of_memory_hint`` (which flag to lower); anything else its type and first line.
     """
-    if isinstance(error, UserError):
+    if isinstance(error, KeyboardInterrupt):
+        message, code = "interrupted (Ctrl-C); files are written whole or not at all", 130
+    elif isinstance(error, UserError):
         message, code = str(error), error.exit_code
     elif is_out_of_memory(error):
         size = re.search(r"tried to allocate ([\d.]+ ?\w+)", str(error), re.IGNORECASE)
@@ -74,16 +79,19 @@ def report(script: str, error: BaseException, out_of_memory_hint: str) -> int:
     return code
 
 
-def check_output_file(path: str | Path, flag: str) -> Path:
+def check_output_file(path: str | Path, flag: str, overwrite: bool = False) -> Path:
     """Make ``path``'s folder and check that a file can be written there, before any work.
 
     Raises:
-        ArgumentError: naming ``flag``: ``path`` is a folder, or its folder cannot be made
-            or written.
+        ArgumentError: naming ``flag``: ``path`` is a folder, exists (unless ``overwrite``),
+            or its folder cannot be made or written.
     """
     path = Path(path)
     if path.is_dir():
         raise ArgumentError(f"{flag} {path} is a folder; give a file name")
+    if path.exists() and not overwrite:
+        raise ArgumentError(f"{flag} {path} exists; choose another name, or add --overwrite "
+                            "to replace it")
     check_output_folder(path.parent, flag, path)
     return path
 

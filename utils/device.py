@@ -48,7 +48,7 @@ def fastest_memory_format(device: torch.device) -> torch.memory_format:
 
 def is_out_of_memory(error: BaseException) -> bool:
     """Whether ``error`` is PyTorch (CPU or GPU) or Python running out of memory."""
-    if isinstance(error, (MemoryError, torch.OutOfMemoryError)):
+    if isinstance(error, (MemoryError, torch.cuda.OutOfMemoryError)):
         return True
     text = str(error).lower()
     return isinstance(error, RuntimeError) and (

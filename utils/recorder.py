@@ -1,6 +1,7 @@
 """Where a run's numbers go: CSV and TensorBoard every batch, JSON and curves every epoch."""
 
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -178,10 +179,9 @@ def start_csv(path: Path, columns: tuple[str, ...], resume_step: int | None) -> 
     if lines[0] != header:
         raise LogFileError(f"{path} does not start with this program's header ({header.strip()})"
                            "; move it away to resume without its rows (the checkpoint is intact)")
-    if not lines[-1].endswith("\n"):
-        lines.pop()  # half a row
+    complete = lines if lines[-1].endswith("\n") else lines[:-1]  # drop half a row
     kept, rows = [header], []
-    for number, line in enumerate(lines[1:], start=2):
+    for number, line in enumerate(complete[1:], start=2):
         values = line.rstrip("\n").split(",")
         try:
             row = [int(v) for v in values[:columns.index("step") + 1]] + [
@@ -199,3 +199,13 @@ def start_csv(path: Path, columns: tuple[str, ...], resume_step: int | None) -> 
         with atomic_path(path) as tmp:
             tmp.write_text("".join(kept))
     return rows
+
+
+def quiet_tensorboard_thread(args: threading.ExceptHookArgs) -> None:
+    """A ``threading.excepthook``: no traceback from TensorBoard's writer thread.
+
+    The writer thread's error (say, a full disk) reaches the main thread too, at the next
+    write, where ``TrainingRecorder`` reports it in one line naming the log folder.
+    """
+    if type(args.thread).__name__ != "_AsyncWriterThread":
+        threading.__excepthook__(args)

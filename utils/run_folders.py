@@ -1,4 +1,4 @@
-"""Each run owns its folders: weights/<run>, results/<run>, logs/<run>.
+"""Each run owns its folders: weights/<run>, results/<run>, logs/<run>; which run --resume takes.
 
 A run never writes beside another run's files, nor into the top of ``weights/`` and
 ``results/``, where the repository ships its trained model and gallery. A lock file in the
@@ -6,12 +6,14 @@ run's weights folder keeps a second train.py out of a run in progress; the opera
 releases it when the process ends, however it ends, so a killed run leaves no stale lock.
 """
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from utils.checkpoint import CHECKPOINT_GLOB, CheckpointError, load_checkpoint, newest_checkpoint
 from utils.errors import ArgumentError, UserError
 from utils.files import TEMPORARY_GLOB
 
@@ -99,18 +101,15 @@ def lock_run(folders: RunFolders) -> FileLock:
     return lock
 
 
-def remove_leftovers(folders: RunFolders) -> list[Path]:
+def remove_leftovers(folders: RunFolders) -> None:
     """Delete the temporary files that a kill mid-write left in the run's own folders.
 
     Call with the run's lock held. Only ``atomic_path``'s hidden ``.*.tmp`` names in this
-    run's weights and results folders are touched. Returns what was deleted.
+    run's weights and results folders are touched.
     """
-    removed = []
     for folder in (folders.weights, folders.results):
         for leftover in folder.glob(TEMPORARY_GLOB):
             leftover.unlink()
-            removed.append(leftover)
-    return removed
 
 
 def latest_run(weights_dir: str | Path) -> Path | None:
@@ -130,3 +129,54 @@ def discard_if_unused(folders: RunFolders) -> None:
         if folder.is_dir() and {p.name for p in folder.iterdir()} <= {LOCK_NAME}:
             (folder / LOCK_NAME).unlink(missing_ok=True)
             folder.rmdir()
+
+
+def auto_run(weights_dir: str | Path, run_name: str | None) -> Path | None:
+    """The run folder ``--resume auto`` continues: ``run_name``'s, else the run trained last."""
+    return Path(weights_dir) / run_name if run_name else latest_run(weights_dir)
+
+
+def find_checkpoint(resume: str, run_dir: Path | None) -> tuple[Path, dict, list[str]] | None:
+    """The checkpoint to resume, its contents, and the newer ones skipped as unreadable.
+
+    ``resume`` is --resume's value; ``run_dir`` the run folder to take the newest readable
+    checkpoint of (for ``auto``, or a folder given to --resume), or None for a file. None
+    if ``auto`` finds no checkpoint in ``run_dir``.
+
+    Raises:
+        CheckpointError: the checkpoint is unreadable, or not in its run's folder.
+    """
+    if run_dir is not None and not any(run_dir.glob(CHECKPOINT_GLOB)) and resume == "auto":
+        return None
+    if run_dir is None:
+        path, checkpoint, skipped = Path(resume), load_checkpoint(resume), []
+    else:
+        path, checkpoint, skipped = newest_checkpoint(run_dir)
+    run_name = checkpoint["run_name"]
+    if path.parent.name != run_name:
+        raise CheckpointError(f"{path} belongs to run {run_name}, whose files live in "
+                              f"<weights_dir>/{run_name}/; move it into such a folder to resume")
+    return path, checkpoint, skipped
+
+
+def restartable_config(run_dir: Path, results_dir: str | Path) -> dict | None:
+    """The configuration of a run stopped before its first checkpoint, to start it again.
+
+    Only a run whose weights folder holds nothing but its lock (and leftover temporary
+    files) may start again: one with weights would lose them.
+
+    Returns:
+        The run's config.json (its flags), or None if it has none.
+
+    Raises:
+        CheckpointError: the run has weights files but no checkpoint.
+    """
+    kept = [p.name for p in run_dir.iterdir()
+            if p.name != LOCK_NAME and not p.match(TEMPORARY_GLOB)]
+    if kept:
+        raise CheckpointError(f"run {run_dir.name} ({run_dir}) holds {kept[0]} but no checkpoint "
+                              "to resume; start a new run, or pass a checkpoint to --resume")
+    try:
+        return json.loads((Path(results_dir) / run_dir.name / "config.json").read_text())
+    except (OSError, ValueError):
+        return None

@@ -9,6 +9,7 @@ calls ``run_loop``, then ``finish``.
 
 import json
 import math
+import sys
 import time
 from collections.abc import Iterator
 from itertools import chain, islice
@@ -28,7 +29,7 @@ from utils.files import atomic_path
 from utils.interrupt import GracefulStop
 from utils.metrics import Reference, evaluate_generator
 from utils.random_state import get_rng_states, set_rng_states
-from utils.recorder import TrainingRecorder
+from utils.recorder import COLUMNS, TrainingRecorder
 from utils.run_folders import RunFolders
 from utils.step import STAT_NAMES, FastStep
 from utils.visualization import save_progress_gif
@@ -62,13 +63,16 @@ class TrainLoop:
         judge: the judge network, or None (random interpolation endpoints, no evaluation).
         reference: what evaluations compare with, or None for no evaluation.
         record: provenance (command, code, machine, start), saved with the configuration.
+        restarted: the run starts again in its own folders (it stopped before its first
+            checkpoint): its earlier log rows and TensorBoard events are dropped.
     """
 
     def __init__(self, config: TrainConfig, folders: RunFolders, netG: Generator,
                  netD: Discriminator, optimizer_G: Optimizer, optimizer_D: Optimizer,
                  train_step: FastStep, loader: DataLoader, loader_rng: torch.Generator,
                  fixed_noise: Tensor, endpoints: Tensor, endpoint_pool: Tensor,
-                 judge: Judge | None, reference: Reference | None, record: dict) -> None:
+                 judge: Judge | None, reference: Reference | None, record: dict,
+                 restarted: bool = False) -> None:
         self.config, self.folders, self.record = config, folders, record
         self.netG, self.netD = netG, netD
         self.optimizer_G, self.optimizer_D = optimizer_G, optimizer_D
@@ -82,6 +86,7 @@ class TrainLoop:
         self.epoch_start_rng: Tensor | None = None  # loader_rng's state when the epoch began
         self.best_fid = math.inf
         self.resumed = False
+        self.restarted = restarted
         self.last_checkpoint: Path | None = None
         self.recorder: TrainingRecorder | None = None
         self._session_start = time.time()
@@ -142,11 +147,17 @@ class TrainLoop:
         self.write_config()
         # Reading numbers back stalls a GPU but costs nothing on a CPU.
         flush_every = 1 if self.fixed_noise.device.type == "cpu" else 50
-        with TrainingRecorder(self.folders.results, self.folders.logs,
-                              resume_step=self.step if self.resumed else None,
+        resume_step = self.step if self.resumed or self.restarted else None
+        with TrainingRecorder(self.folders.results, self.folders.logs, resume_step,
                               flush_every=flush_every) as self.recorder:
             self.recorder.log_text("config",
                                    f"```\n{json.dumps(self.config_record(), indent=2)}\n```")
+            logged = self.recorder.rows[-1][COLUMNS.index("step")] if self.recorder.rows else 0
+            if logged < self.step:
+                print(f"train.py: warning: {self.recorder.csv_path} ends at step {logged}, "
+                      f"before the checkpoint's {self.step}: steps {logged + 1}-{self.step} "
+                      "are missing from the logs (the training state is complete)",
+                      file=sys.stderr)
             while self.epochs_done < self.config.n_epochs:
                 if not self.run_epoch(stop):
                     return False
