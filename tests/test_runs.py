@@ -289,6 +289,38 @@ def test_a_tensorboard_write_that_fails_names_the_log_folder(tmp_path: Path) -> 
     recorder.close()
 
 
+WRITER_THREAD_FAILS = """
+import errno, sys, threading, time
+from pathlib import Path
+import torch
+from utils.recorder import TrainingRecorder, quiet_tensorboard_thread
+if sys.argv[2] == "quiet":
+    threading.excepthook = quiet_tensorboard_thread  # as train.py does
+recorder = TrainingRecorder(Path(sys.argv[1]), Path(sys.argv[1]) / "logs")
+worker = recorder.tensorboard._get_file_writer().event_writer._async_writer._worker
+def full_disk(data):
+    raise OSError(errno.ENOSPC, "No space left on device")
+worker._record_writer.write = full_disk  # the writer thread's next write fails
+try:
+    for step in range(1, 10):
+        recorder.log_step(1, step, step, torch.tensor([1.0, 2.0, 0.5, 0.5, 0.5]))
+        time.sleep(0.2)
+except OSError as error:
+    print(error, file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("hook", ["quiet", "default"])
+def test_a_full_disk_under_the_tensorboard_thread_is_one_line(hook: str, tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-c", WRITER_THREAD_FAILS, str(tmp_path), hook],
+                            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            capture_output=True, text=True, timeout=120)
+    message = (f"[Errno 28] cannot write TensorBoard events in {tmp_path / 'logs'}: "
+               "No space left on device")
+    assert result.stderr.strip().splitlines()[-1] == message
+    assert ("Traceback" in result.stderr) == (hook == "default")  # the thread's own traceback
+
+
 def test_a_missing_judge_warns_and_trains(mnist_root: Path, tmp_path: Path) -> None:
     result = run_train("--n_epochs", "1", "--limit_batches", "2", "--batch_size", "16",
                        "--save_interval", "1", "--eval_samples", "64", "--data_dir",
