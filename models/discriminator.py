@@ -37,5 +37,11 @@ class Discriminator(nn.Module):
         self.apply(init_dcgan_weights)
 
     def forward(self, x: Tensor) -> Tensor:
-        """Score images ``x`` of shape ``(N, 1, 28, 28)``; returns ``(N,)`` in (0, 1)."""
-        return self.main(x).view(-1)
+        """Score images ``x`` of shape ``(N, 1, 28, 28)``; returns float32 ``(N,)`` in (0, 1)."""
+        *layers, sigmoid = self.main
+        for layer in layers:
+            x = layer(x)
+        # The Sigmoid runs in float32 even under bfloat16 autocast (--amp): in bfloat16 every
+        # logit above about 5.5 rounds to exactly 1, where BCE saturates at 100 and the
+        # gradient is 0, so D would learn nothing from the fakes it is surest of.
+        return sigmoid(x.float()).view(-1)

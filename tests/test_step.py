@@ -10,8 +10,8 @@ from torch import nn
 from torch.optim import Adam
 
 from models import Discriminator, Generator
-from utils.device import DeviceUnavailableError, amp_supported, resolve_device
-from utils.step import STAT_NAMES, FastStep, gan_step, stats_to_dict
+from utils.device import DeviceUnavailableError, resolve_device
+from utils.step import FAKE, STAT_NAMES, FastStep, bce, gan_step, stats_to_dict
 
 
 def make_gan(seed: int = 0) -> tuple:
@@ -109,22 +109,46 @@ def test_fast_step_matches_the_textbook_step_to_rounding() -> None:
         assert fast(real).tolist() == pytest.approx(expected, rel=tol, abs=tol)
 
 
-@pytest.mark.skipif(not amp_supported(torch.device("cpu")), reason="no native bfloat16 here")
-def test_amp_keeps_float32_weights_statistics_and_losses() -> None:
+def bfloat16_autocast() -> contextlib.AbstractContextManager:
+    """What --amp runs the networks under (CPU autocast works on any CPU, if slowly)."""
+    return torch.autocast("cpu", dtype=torch.bfloat16)
+
+
+def test_amp_step_matches_float32_on_a_trained_discriminator() -> None:
     netG, netD, opt_G, opt_D = make_gan()
-    twin = copy.deepcopy((netG, netD))
-    real = torch.rand(32, 1, 28, 28) * 2 - 1
+    for real in BATCHES[:3]:  # a few float32 steps: D's logits grow away from 0
+        gan_step(netG, netD, opt_G, opt_D, real, nz=100)
+    twin = copy.deepcopy((netG, netD, opt_G, opt_D))  # the optimisers follow their copies
     torch.manual_seed(0)
-    amp = FastStep(netG, netD, opt_G, opt_D, nz=100, device=torch.device("cpu"), amp=True)(real)
-    torch.manual_seed(0)
-    plain = FastStep(*twin, *make_gan()[2:], nz=100, device=torch.device("cpu"))
-    plain.optimizers = (Adam(twin[0].parameters(), 2e-4, betas=(0.5, 0.999)),
-                        Adam(twin[1].parameters(), 2e-4, betas=(0.5, 0.999)))
-    fp32 = plain(real)
+    amp = gan_step(netG, netD, opt_G, opt_D, BATCHES[3], nz=100, autocast=bfloat16_autocast)
+    torch.manual_seed(0)  # the same noise
+    fp32 = gan_step(*twin, BATCHES[3], nz=100)
     assert amp.dtype == torch.float32
-    assert amp.tolist() == pytest.approx(fp32.tolist(), rel=0.05)  # bfloat16: ~3 digits
+    assert amp.tolist() == pytest.approx(fp32.tolist(), rel=0.02)  # bfloat16: ~3 digits
     for tensor in [*netG.state_dict().values(), *netD.state_dict().values()]:
         assert tensor.dtype in (torch.float32, torch.int64)
+
+
+def test_large_logits_under_amp_keep_the_float32_loss_and_a_gradient() -> None:
+    netD = Discriminator().eval()  # running BatchNorm statistics: logits scale with weights
+    fakes = torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():  # logits of about 8 in magnitude: D sure, float32 not saturated
+        netD.main[-2].weight.mul_(8 / netD.main[:-1](fakes).abs().mean())
+    with bfloat16_autocast():
+        scores = netD(fakes)
+        logits = netD.main[:-1](fakes).view(-1)
+    assert scores.dtype == torch.float32
+    assert logits.abs().mean() > 6
+    torch.testing.assert_close(scores, torch.sigmoid(logits.float()), rtol=0, atol=0)
+    # What a bfloat16 Sigmoid did: far more scores exactly 1 (from a logit of ~5.5 on, not
+    # ~17 as in float32), where BCE saturates and the gradient is 0.
+    saturated_bf16, saturated = (torch.sigmoid(logits) == 1).sum(), (scores == 1).sum()
+    assert saturated_bf16 >= 3 * saturated + 10
+    loss = bce(scores, FAKE)
+    loss.backward()
+    expected = bce(torch.sigmoid(logits.detach().float()), FAKE)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-3)
+    assert netD.main[-2].weight.grad.abs().sum() > 0
 
 
 def test_resolve_device_prefers_cuda_then_mps_then_cpu(monkeypatch: pytest.MonkeyPatch) -> None:

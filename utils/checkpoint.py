@@ -61,6 +61,8 @@ def save_atomic(obj: object, path: Path) -> None:
 def read_torch_file(path: str | Path) -> object:
     """``torch.load(path, weights_only=True)`` onto the CPU, with one-line errors."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder; pass a .pth file in it")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file; check the path")
     try:
@@ -75,9 +77,6 @@ def read_torch_file(path: str | Path) -> object:
 
 def load_checkpoint(path: str | Path) -> dict:
     """Read a checkpoint written by train.py, refusing any other file."""
-    if Path(path).is_dir():
-        raise CheckpointError(f"{path} is a folder; pass a {CHECKPOINT_GLOB} file, or use "
-                              "newest_checkpoint")
     checkpoint = read_torch_file(path)
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         what = "weights (a state dict)" if _is_state_dict(checkpoint) else "something else"

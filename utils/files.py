@@ -9,11 +9,6 @@ from typing import BinaryIO
 TEMPORARY_GLOB = ".*.tmp"  # the names atomic_path writes to first
 
 
-def temporary_path(path: Path) -> Path:
-    """The hidden name beside ``path`` that ``atomic_path`` writes to first."""
-    return path.with_name(f".{path.name}.tmp")
-
-
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it onto ``path`` when the block succeeds.
@@ -24,7 +19,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     ``OSError`` naming ``path``, not the temporary file.
     """
     path = Path(path)
-    tmp = temporary_path(path)
+    tmp = path.with_name(f".{path.name}.tmp")  # matches TEMPORARY_GLOB
     try:
         yield tmp
         os.replace(tmp, path)
