@@ -12,6 +12,7 @@ at the top of weights/ and results/ is never written.
 import argparse
 import dataclasses
 import shlex
+import signal
 import sys
 import threading
 import time
@@ -47,12 +48,13 @@ from utils.random_state import seed_everything
 from utils.recorder import quiet_tensorboard_thread
 from utils.run_folders import (
     RunFolders,
+    RunLock,
     auto_run,
     create_run_folders,
     default_run_name,
     discard_if_unused,
     find_checkpoint,
-    lock_run,
+    make_run_folders,
     remove_leftovers,
     restartable_config,
 )
@@ -229,8 +231,6 @@ def choose_run(flags: dict, given: set[str]) -> RunChoice:
                          checkpoint["config"], False)
     if resume == "auto" and run_dir is not None and run_dir.exists():
         inherit = restartable_config(run_dir, flags["results_dir"])
-        print(f"--resume auto: run {run_dir.name} stopped before its first checkpoint; "
-              "starting it again")
         return RunChoice({**flags, "run_name": run_dir.name}, None, inherit, True)
     if resume == "auto":
         named = f"named {flags['run_name']} " if "run_name" in given else ""
@@ -261,6 +261,7 @@ def train(flags: dict, given: set[str], command: str) -> int:
     else:
         folders = RunFolders.under(config.run_name, config.weights_dir, config.results_dir,
                                    config.log_dir)
+        make_run_folders(folders)  # the results or logs may be given a new place
         record = {key: value for key, value in resumed[1]["config"].items()
                   if key not in config.to_dict()}  # provenance: command, code, machine, ...
         record["resumed"] = [*record.get("resumed", []), {
@@ -270,13 +271,16 @@ def train(flags: dict, given: set[str], command: str) -> int:
         print(f"run {folders.name} has finished its {config.n_epochs} epochs; its weights are in "
               f"{folders.weights}/; give a larger --n_epochs to train it further")
         return 0
-    lock = lock_run(folders)
+    lock = RunLock(folders)
     try:
-        if resumed is not None:
+        if restart:
+            print(f"--resume auto: run {folders.name} stopped before its first checkpoint; "
+                  "starting it again")
+        if resumed is not None or restart:
             remove_leftovers(folders)
         loop = build_loop(config, folders, images, record, restarted=restart)
         if resumed is not None:
-            loop.load_state_dict(resumed[1])
+            loop.load_state_dict(resumed[1], source=resumed[0])
         print(f"run {folders.name}: {len(images)} images, {loop.n_batches} batches an epoch; "
               f"TensorBoard: tensorboard --logdir={config.log_dir}")
         return run(loop)
@@ -312,18 +316,28 @@ def run(loop: TrainLoop) -> int:
     return 0
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM before training began: handled like Ctrl-C."""
+
+
+def terminate(signum: int, frame: object) -> None:
+    """SIGTERM handler for the set-up; GracefulStop takes over while training."""
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` (default: the command line) and train; returns the exit status."""
     argv = sys.argv[1:] if argv is None else argv
     flags, given = parse_args(argv)
     threading.excepthook = quiet_tensorboard_thread  # TensorBoard's errors: one line, below
+    signal.signal(signal.SIGTERM, terminate)
     try:
         return train(flags, given, shlex.join(["python", "train.py", *argv]))
-    except KeyboardInterrupt:  # before training began (signals are handled during it)
+    except KeyboardInterrupt as error:  # before training began (signals are handled during it)
         if flags["debug"]:
             raise
         print("train.py: interrupted before training began", file=sys.stderr)
-        return 130
+        return 143 if isinstance(error, Terminated) else 130
     except Exception as error:
         if flags["debug"]:
             raise

@@ -24,6 +24,7 @@ from utils.checkpoint import save_atomic
 from utils.cli import OneLineErrorParser, check_output_file, positive_int, report, seed
 from utils.data_loader import load_mnist, make_loader
 from utils.device import resolve_device
+from utils.errors import ArgumentError
 from utils.files import atomic_path
 from utils.random_state import seed_everything
 
@@ -86,8 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     try:
-        out = check_output_file(args.out, "--out",
-                                overwrite=any(arg.startswith("--out") for arg in argv))
+        named = any(arg.startswith("--out") for arg in argv)
+        out = check_output_file(args.out, "--out", overwrite=named,
+                                how_to_replace=f"name it with --out {args.out} to replace it")
+        record = out.with_suffix(".json")  # goes beside it: it may replace only its own
+        if record.exists() and not (named and out.exists()):
+            raise ArgumentError(f"--out {out}: {record} exists, the record of another judge; "
+                                "choose another --out name")
         return train_and_save(args, out, shlex.join(["python", "train_judge.py", *argv]))
     except (Exception, KeyboardInterrupt) as error:
         return report("train_judge.py", error, "a smaller --batch_size may fit")

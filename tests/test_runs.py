@@ -30,6 +30,7 @@ from tests.conftest import (
 from tests.test_train import readme_snippets, run_snippet
 from utils.files import append_line, atomic_path
 from utils.recorder import TrainingRecorder
+from utils.run_folders import LOCK_NAME, latest_run
 
 QUICK = ["--batch_size", "16", "--eval_interval", "0", "--device", "cpu"]
 
@@ -411,12 +412,16 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again_with_its_flags(
     wait_for_rows(run / "training_data.csv", 3, process)
     process.send_signal(signal.SIGKILL)
     process.communicate()
+    for root in ("weights", "results", "logs"):  # a user renames the run
+        (tmp_path / root / run.name).rename(tmp_path / root / "renamed")
+    run = tmp_path / "results" / "renamed"
     again = run_train(*roots, "--resume", "auto")  # the run's own flags, from its config.json
     assert again.returncode == 0, again.stderr
-    assert f"run {run.name} stopped before its first checkpoint; starting it again" in again.stdout
+    assert "run renamed stopped before its first checkpoint; starting it again" in again.stdout
+    assert json.loads((run / "config.json").read_text())["run_name"] == "renamed"
     assert pd.read_csv(run / "training_data.csv")["step"].tolist() == list(range(1, 13))
     assert json.loads((run / "config.json").read_text())["batch_size"] == 16
-    events = EventAccumulator(str(tmp_path / "logs" / run.name))
+    events = EventAccumulator(str(tmp_path / "logs" / "renamed"))
     events.Reload()  # the killed attempt's events are purged: each step once
     assert [e.step for e in events.Scalars("loss/D")] == list(range(1, 13))
 
@@ -470,3 +475,49 @@ def test_generate_and_evaluate_replace_an_existing_file_only_when_told(
     full = run_script("generate.py", "--weights", weights, "--out_dir", str(tmp_path / "samples"),
                       "--device", "cpu")
     assert full.returncode == 2 and "holds files; choose an empty folder" in last_line(full)
+
+
+def test_the_run_trained_last_is_not_the_one_evaluated_last(tmp_path: Path) -> None:
+    weights = tmp_path / "weights"
+    for age, run in ((300, "old"), (200, "new")):
+        (weights / run).mkdir(parents=True)
+        for name in (LOCK_NAME, "checkpoint_step_00000005.pth"):
+            (weights / run / name).write_text("")
+            os.utime(weights / run / name, (time.time() - age, time.time() - age))
+    (weights / "old" / "generator_final_evaluation.json").write_text("{}")  # evaluate.py's
+    assert latest_run(weights) == weights / "new"
+    os.utime(weights / "old" / LOCK_NAME)  # a train.py started on it
+    assert latest_run(weights) == weights / "old"
+
+
+def test_a_resumed_run_may_get_new_results_and_log_folders(
+    short_run: Path, mnist_root: Path, tiny_judge: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
+    resumed = run_train(*short_run_flags(mnist_root, tiny_judge, tmp_path), "--resume",
+                        str(tmp_path / "weights" / RUN / "checkpoint_step_00000003.pth"),
+                        "--results_dir", str(tmp_path / "elsewhere"), "--log_dir",
+                        str(tmp_path / "logs2"))
+    assert resumed.returncode == 0, resumed.stderr
+    csv = tmp_path / "elsewhere" / RUN / "training_data.csv"
+    assert pd.read_csv(csv)["step"].tolist() == [4, 5, 6]
+    assert (f"train.py: warning: {csv} ends at step 0, before the checkpoint's 3: steps 1-3 "
+            "are missing from the logs") in resumed.stderr
+    assert (tmp_path / "logs2" / RUN).is_dir()
+
+
+def test_train_judge_replaces_no_record_of_another_judge(mnist_root: Path,
+                                                         tmp_path: Path) -> None:
+    (tmp_path / "judge.json").write_text('{"test_accuracy": 0.99}')
+    result = run_script("train_judge.py", "--data_dir", str(mnist_root), "--out",
+                        str(tmp_path / "judge.pt"), "--device", "cpu")
+    assert result.returncode == 2
+    assert last_line(result) == (f"train_judge.py: error: --out {tmp_path / 'judge.pt'}: "
+                                 f"{tmp_path / 'judge.json'} exists, the record of another "
+                                 "judge; choose another --out name")
+    assert (tmp_path / "judge.json").read_text() == '{"test_accuracy": 0.99}'
+    shipped = run_script("train_judge.py", "--data_dir", str(mnist_root), "--device", "cpu",
+                         cwd=REPO)  # the default --out is the shipped judge
+    assert shipped.returncode == 2
+    assert "--out weights/judge.pth exists; choose another name, or name it with --out " \
+           "weights/judge.pth to replace it" in last_line(shipped)

@@ -31,6 +31,7 @@ def test_every_promised_file_is_written(short_run: Path) -> None:
         "epoch_1_final.png", "epoch_2_final.png", "interpolation_epoch_1.png",
         "interpolation_epoch_2.png", "sample_step_2.png", "sample_step_4.png",
         "sample_step_6.png", "evaluation_history.csv", "training_progress.gif",
+        ".train.lock",  # the run's lock here too: a resumed copy of a checkpoint meets it
     }
     expected_weights = {
         "checkpoint_step_00000003.pth", "checkpoint_step_00000006.pth",  # the epoch ends

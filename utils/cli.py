@@ -79,19 +79,19 @@ def report(script: str, error: BaseException, out_of_memory_hint: str) -> int:
     return code
 
 
-def check_output_file(path: str | Path, flag: str, overwrite: bool = False) -> Path:
+def check_output_file(path: str | Path, flag: str, overwrite: bool = False,
+                      how_to_replace: str = "add --overwrite to replace it") -> Path:
     """Make ``path``'s folder and check that a file can be written there, before any work.
 
     Raises:
-        ArgumentError: naming ``flag``: ``path`` is a folder, exists (unless ``overwrite``),
-            or its folder cannot be made or written.
+        ArgumentError: naming ``flag``: ``path`` is a folder, exists (unless ``overwrite``;
+            the message then says ``how_to_replace``), or its folder cannot be made or written.
     """
     path = Path(path)
     if path.is_dir():
         raise ArgumentError(f"{flag} {path} is a folder; give a file name")
     if path.exists() and not overwrite:
-        raise ArgumentError(f"{flag} {path} exists; choose another name, or add --overwrite "
-                            "to replace it")
+        raise ArgumentError(f"{flag} {path} exists; choose another name, or {how_to_replace}")
     check_output_folder(path.parent, flag, path)
     return path
 

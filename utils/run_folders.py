@@ -7,6 +7,7 @@ releases it when the process ends, however it ends, so a killed run leaves no st
 """
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,8 +65,7 @@ def create_run_folders(name: str, weights_dir: str | Path, results_dir: str | Pa
     """
     if reuse:
         folders = RunFolders.under(name, weights_dir, results_dir, log_dir)
-        for folder in folders.all():
-            folder.mkdir(parents=True, exist_ok=True)
+        make_run_folders(folders)
         return folders
     for attempt in range(1, 1000):
         candidate = name if attempt == 1 else f"{name}-{attempt}"
@@ -86,19 +86,35 @@ def create_run_folders(name: str, weights_dir: str | Path, results_dir: str | Pa
     raise ArgumentError(f"--run_name {name}: every suffix up to -999 is taken")
 
 
-def lock_run(folders: RunFolders) -> FileLock:
-    """Hold the run's lock (release it, or end the process, to let another train.py in).
+class RunLock:
+    """Hold the run's locks, in its weights and results folders.
+
+    Two, so that a copy of a checkpoint resumed from another folder still meets the run's
+    results. Released by ``release`` or at the end of the process, however it ends. Taking
+    them marks the run as the one trained last.
 
     Raises:
-        RunInUseError: another process holds it.
+        RunInUseError: another process holds them.
     """
-    lock = FileLock(folders.weights / LOCK_NAME, timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        raise RunInUseError(f"run {folders.name} ({folders.weights}) is being trained by another "
-                            "train.py; wait for it to end, or stop it first") from None
-    return lock
+
+    def __init__(self, folders: RunFolders) -> None:
+        self.locks = []
+        for folder in (folders.weights, folders.results):
+            folder.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(folder / LOCK_NAME, timeout=0)
+            try:
+                lock.acquire()
+            except Timeout:
+                self.release()
+                raise RunInUseError(f"run {folders.name} ({folder}) is being trained by another "
+                                    "train.py; wait for it to end, or stop it first") from None
+            self.locks.append(lock)
+        os.utime(folders.weights / LOCK_NAME)  # see latest_run
+
+    def release(self) -> None:
+        """Let another train.py in."""
+        for lock in self.locks:
+            lock.release()
 
 
 def remove_leftovers(folders: RunFolders) -> None:
@@ -113,14 +129,26 @@ def remove_leftovers(folders: RunFolders) -> None:
 
 
 def latest_run(weights_dir: str | Path) -> Path | None:
-    """The run folder under ``weights_dir`` that was written to last, or None.
+    """The run folder under ``weights_dir`` that was trained last, or None.
 
-    Run folders are those holding a lock file (every run makes one at its start); a
-    folder's time changes whenever a checkpoint or weights file is added to it, so this is
-    the run trained most recently, even one stopped before its first checkpoint.
+    Run folders are those holding a lock file: every train.py touches it when it starts
+    on the run, and writes checkpoints as it trains, so the newest of these files tells
+    the run trained most recently, even one stopped before its first checkpoint (files
+    that other commands add, like evaluate.py's report, do not count).
     """
+
+    def trained(run: Path) -> float:
+        files = [run / LOCK_NAME, *run.glob(CHECKPOINT_GLOB)]
+        return max(f.stat().st_mtime for f in files if f.exists())
+
     runs = [lock.parent for lock in Path(weights_dir).glob(f"*/{LOCK_NAME}")]
-    return max(runs, key=lambda run: run.stat().st_mtime, default=None)
+    return max(runs, key=trained, default=None)
+
+
+def make_run_folders(folders: RunFolders) -> None:
+    """Make the run's folders where missing (a resumed run given new --results_dir, say)."""
+    for folder in folders.all():
+        folder.mkdir(parents=True, exist_ok=True)
 
 
 def discard_if_unused(folders: RunFolders) -> None:
@@ -166,17 +194,24 @@ def restartable_config(run_dir: Path, results_dir: str | Path) -> dict | None:
     files) may start again: one with weights would lose them.
 
     Returns:
-        The run's config.json (its flags), or None if it has none.
+        The run's config.json (its flags), with the run's name as its folder has it now.
 
     Raises:
-        CheckpointError: the run has weights files but no checkpoint.
+        CheckpointError: the run has weights files but no checkpoint, or its config.json
+            is missing or unreadable.
     """
     kept = [p.name for p in run_dir.iterdir()
             if p.name != LOCK_NAME and not p.match(TEMPORARY_GLOB)]
     if kept:
         raise CheckpointError(f"run {run_dir.name} ({run_dir}) holds {kept[0]} but no checkpoint "
                               "to resume; start a new run, or pass a checkpoint to --resume")
+    path = Path(results_dir) / run_dir.name / "config.json"
     try:
-        return json.loads((Path(results_dir) / run_dir.name / "config.json").read_text())
+        config = json.loads(path.read_text())
     except (OSError, ValueError):
-        return None
+        config = None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"run {run_dir.name} stopped before its first checkpoint, and its "
+                              f"flags cannot be read from {path} (if it used another "
+                              "--results_dir, give it); or start a new run")
+    return {**config, "run_name": run_dir.name}

@@ -114,8 +114,12 @@ class TrainLoop:
                 "run_name": self.folders.name, "config": self.config_record(),
                 "best_fid": self.best_fid}
 
-    def load_state_dict(self, checkpoint: dict) -> None:
-        """Continue from a ``state_dict`` (read onto the CPU; moved to the run's device here)."""
+    def load_state_dict(self, checkpoint: dict, source: Path | None = None) -> None:
+        """Continue from a ``state_dict`` (read onto the CPU; moved to the run's device here).
+
+        ``source`` is the checkpoint's file: the last checkpoint, until the next is written.
+        """
+        self.last_checkpoint = source
         self.netG.load_state_dict(checkpoint["generator"])
         self.netD.load_state_dict(checkpoint["discriminator"])
         self.optimizer_G.load_state_dict(checkpoint["optimizer_G"])  # moves to the params'
