@@ -23,6 +23,7 @@ import torch
 from torch.optim import Adam
 
 from models import Discriminator, Generator, Judge
+from utils.averaging import GeneratorAverage
 from utils.checkpoint import CheckpointError, load_judge
 from utils.cli import (
     OneLineErrorParser,
@@ -109,11 +110,16 @@ def build_parser() -> argparse.ArgumentParser:
     add("--keep_checkpoints", type=positive_int, default=3,
         help="how many of the run's newest checkpoints to keep (default: %(default)s)")
     add("--eval_interval", type=non_negative_int, default=5,
-        help="score the generator (FID and more, see evaluate.py) after the first epoch, every "
-             "N epochs and after the last, keeping the best-FID generator as "
+        help="score the generator and its average (FID and more, see evaluate.py) after the "
+             "first epoch, every N epochs and after the last, keeping the best-FID generator as "
              "generator_best.pth; 0 turns it off (default: %(default)s)")
     add("--eval_samples", type=int_at_least(MIN_SAMPLES), default=10_000,
         help=f"samples per evaluation, at least {MIN_SAMPLES} (default: %(default)s)")
+    add("--ema_decay", type=unit_interval, default=0.999,
+        help="also keep an exponential moving average of the generator's weights with this "
+             "decay, reached after a warm-up (see utils/averaging.py), saved as "
+             "generator_ema.pth and scored beside the generator; 0 turns it off "
+             "(default: %(default)s)")
     add("--judge", default="weights/judge.pth",
         help="the judge network (train_judge.py) for evaluation and for interpolations between "
              "chosen digits; without it, training goes on without both (default: %(default)s)")
@@ -199,6 +205,7 @@ def build_loop(config: TrainConfig, folders: RunFolders, images: torch.Tensor, r
         endpoint_pool=torch.randn(1024, config.nz, 1, 1,
                                   generator=torch.Generator().manual_seed(config.seed)
                                   ).to(device),
+        average=GeneratorAverage(netG, config.ema_decay, config.seed) if config.ema_decay else None,
         judge=judge, reference=reference, record=record, restarted=restarted)
 
 

@@ -46,5 +46,5 @@ cp benchmarks/RESULTS.md "$OUT/RESULTS.md"
     echo
     grep -E "passed|failed|skipped" "$OUT/cuda_tests.log" | tail -n 1
     grep -E "^\| " "$OUT/bench.log"
-    grep -E "^epoch [0-9]+: FID|^done in" "$OUT/train_50_epochs.log" | tail -n 3
+    grep -E "^epoch [0-9]+, (raw|ema): FID|^done in" "$OUT/train_50_epochs.log" | tail -n 3
 } | tee "$OUT/summary.md"

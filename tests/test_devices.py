@@ -41,12 +41,15 @@ def test_every_per_epoch_path_runs_at_epoch_1(device: str, mnist_root: Path, tin
     with Image.open(results / "interpolation_epoch_1.png") as grid:  # digit endpoints
         assert grid.size == (10 * 30 + 2, 8 * 30 + 2)
     history = pd.read_csv(results / "evaluation_history.csv")
-    assert history["epoch"].tolist() == [1] and history["fid"].gt(0).all()
+    assert history["epoch"].tolist() == [1, 1] and history["fid"].gt(0).all()
+    assert history["generator"].tolist() == ["raw", "ema"]
     best = torch.load(weights / "generator_best.pth", weights_only=True)
     epoch_1 = torch.load(weights / "generator_epoch_1.pth", weights_only=True)
     assert all(torch.equal(best[k], epoch_1[k]) for k in epoch_1)
-    assert all(v.device.type == "cpu" for v in best.values())  # loadable anywhere
-    assert {"sample_step_2.png", "epoch_1_final.png", "training_progress.gif"} <= {
+    averaged = torch.load(weights / "generator_ema.pth", weights_only=True)
+    assert all(v.device.type == "cpu" for v in [*best.values(), *averaged.values()])  # anywhere
+    assert {"sample_step_2.png", "epoch_1_final.png", "epoch_1_ema.png",
+            "training_progress.gif"} <= {
         p.name for p in results.iterdir()}
 
 
@@ -84,7 +87,7 @@ def test_resume_on_cuda_equals_an_unbroken_cuda_run(cuda_run: Path, mnist_root: 
         pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "results" / RUN / name),
                                       pd.read_csv(cuda_run / "results" / RUN / name),
                                       check_exact=True)
-    for name in ("generator_final.pth", "discriminator_final.pth"):
+    for name in ("generator_final.pth", "discriminator_final.pth", "generator_ema.pth"):
         ours = torch.load(tmp_path / "weights" / RUN / name, weights_only=True)
         theirs = torch.load(cuda_run / "weights" / RUN / name, weights_only=True)
         assert all(torch.equal(ours[k], theirs[k]) for k in theirs), name

@@ -73,7 +73,8 @@ def assert_same_run(out: Path, reference: Path) -> None:
         pd.testing.assert_frame_equal(pd.read_csv(out / "results" / RUN / name),
                                       pd.read_csv(reference / "results" / RUN / name),
                                       check_exact=True)
-    for name in ("generator_final.pth", "discriminator_final.pth", "generator_best.pth"):
+    for name in ("generator_final.pth", "discriminator_final.pth", "generator_best.pth",
+                 "generator_ema.pth"):
         ours = torch.load(out / "weights" / RUN / name, weights_only=True)
         theirs = torch.load(reference / "weights" / RUN / name, weights_only=True)
         assert all(torch.equal(ours[k], theirs[k]) for k in theirs), name

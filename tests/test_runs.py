@@ -32,11 +32,11 @@ from utils.files import append_line, atomic_path
 from utils.recorder import TrainingRecorder
 from utils.run_folders import LOCK_NAME, latest_run
 
-QUICK = ["--batch_size", "16", "--eval_interval", "0", "--device", "cpu"]
+QUICK = ["--batch_size", "16", "--eval_interval", "0", "--ema_decay", "0", "--device", "cpu"]
 
 
 def quick_flags(mnist_root: Path, out: Path) -> list[str]:
-    """A run without evaluation, writing under ``out`` with default run names."""
+    """A run without evaluation or average, writing under ``out`` with default run names."""
     return [*QUICK, "--data_dir", str(mnist_root), "--results_dir", str(out / "results"),
             "--weights_dir", str(out / "weights"), "--log_dir", str(out / "logs")]
 
@@ -67,6 +67,10 @@ def test_a_second_run_keeps_its_checkpoints_and_resume_auto_picks_it(
                       "--checkpoint_interval", "2")
     assert first.returncode == 0, first.stderr
     (old,) = run_folders(tmp_path / "weights")
+    assert "generator_final.pth" in {p.name for p in old.iterdir()}
+    assert not list(tmp_path.rglob("*_ema.*"))  # --ema_decay 0: no average, no grid of it
+    last = torch.load(sorted(old.glob("checkpoint_step_*.pth"))[-1], weights_only=True)
+    assert last["generator_average"] is None
     before = snapshot(tmp_path)
 
     second = start_train(*flags, "--n_epochs", "1", "--limit_batches", "12",
@@ -521,3 +525,28 @@ def test_train_judge_replaces_no_record_of_another_judge(mnist_root: Path,
     assert shipped.returncode == 2
     assert "--out weights/judge.pth exists; choose another name, or name it with --out " \
            "weights/judge.pth to replace it" in last_line(shipped)
+
+
+def test_a_checkpoint_without_an_average_resumes_and_starts_one(
+    short_run: Path, mnist_root: Path, tiny_judge: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
+    path = tmp_path / "weights" / RUN / "checkpoint_step_00000003.pth"
+    old = torch.load(path, weights_only=True)  # as the code before --ema_decay wrote it:
+    del old["generator_average"], old["config"]["ema_decay"]  # no average,
+    torch.save(old, path)
+    history_path = tmp_path / "results" / RUN / "evaluation_history.csv"
+    history = pd.read_csv(history_path)  # and no generator column in the history
+    old_history = history[history["generator"] == "raw"].drop(columns="generator")
+    old_history.to_csv(history_path, index=False)
+    resumed = run_train(*short_run_flags(mnist_root, tiny_judge, tmp_path), "--resume", str(path))
+    assert resumed.returncode == 0, resumed.stderr
+    assert ("train.py: warning: the checkpoint has no average of the generator; averaging "
+            "starts now, at step 3") in resumed.stderr
+    last = torch.load(tmp_path / "weights" / RUN / "checkpoint_step_00000006.pth",
+                      weights_only=True)
+    assert last["generator_average"]["updates"] == 3 and last["config"]["ema_decay"] == 0.999
+    upgraded = pd.read_csv(history_path)
+    assert upgraded["generator"].tolist() == ["raw", "raw", "ema"]  # epoch 1 kept, as it was
+    pd.testing.assert_frame_equal(upgraded.iloc[:1].drop(columns="generator"),
+                                  old_history.iloc[:1], check_exact=True)

@@ -17,6 +17,8 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.conftest import REPO, RUN, run_train, short_run_flags
+from utils.averaging import BN_BATCH_SIZE, BN_SAMPLES
+from utils.checkpoint import load_generator
 from utils.config import TrainConfig, make_config
 from utils.errors import ArgumentError
 from utils.recorder import COLUMNS, EVALUATION_COLUMNS, TENSORBOARD_TAGS
@@ -28,14 +30,15 @@ def test_every_promised_file_is_written(short_run: Path) -> None:
     results, weights = short_run / "results" / RUN, short_run / "weights" / RUN
     expected_results = {
         "config.json", "training_data.csv", "training_data.json", "training_curves.png",
-        "epoch_1_final.png", "epoch_2_final.png", "interpolation_epoch_1.png",
+        "epoch_1_final.png", "epoch_2_final.png", "epoch_1_ema.png", "epoch_2_ema.png",
+        "interpolation_epoch_1.png",
         "interpolation_epoch_2.png", "sample_step_2.png", "sample_step_4.png",
         "sample_step_6.png", "evaluation_history.csv", "training_progress.gif",
         ".train.lock",  # the run's lock here too: a resumed copy of a checkpoint meets it
     }
     expected_weights = {
         "checkpoint_step_00000003.pth", "checkpoint_step_00000006.pth",  # the epoch ends
-        "generator_final.pth", "discriminator_final.pth",
+        "generator_final.pth", "discriminator_final.pth", "generator_ema.pth",
         "generator_epoch_1.pth", "generator_epoch_2.pth",
         "discriminator_epoch_1.pth", "discriminator_epoch_2.pth", "generator_best.pth",
         ".train.lock",  # held while the run trains; the OS releases it when the process ends
@@ -75,18 +78,22 @@ def test_tensorboard_events_match_the_csv(short_run: Path) -> None:
         series = events.Scalars(tag)
         assert [e.step for e in series] == csv["step"].tolist()
         assert [e.value for e in series] == pytest.approx(csv[column].tolist(), rel=1e-6)
-    images = events.Images("samples/fixed_noise")
-    assert [e.step for e in images] == [3, 6]
-    assert (images[0].width, images[0].height) == (242, 242)
+    for tag in ("samples/fixed_noise", "samples/fixed_noise_ema"):
+        images = events.Images(tag)
+        assert [e.step for e in images] == [3, 6]
+        assert (images[0].width, images[0].height) == (242, 242)
 
 
 def test_evaluation_history_and_best_generator(short_run: Path) -> None:
     history = pd.read_csv(short_run / "results" / RUN / "evaluation_history.csv")
     assert tuple(history.columns) == EVALUATION_COLUMNS
-    assert history["epoch"].tolist() == [1, 2] and history["step"].tolist() == [3, 6]
-    assert np.isfinite(history.drop(columns=["epoch", "step"]).to_numpy()).all()
+    assert history["epoch"].tolist() == [1, 1, 2, 2] and history["step"].tolist() == [3, 3, 6, 6]
+    assert history["generator"].tolist() == ["raw", "ema", "raw", "ema"]
+    assert np.isfinite(history.drop(columns=["epoch", "step", "generator"]).to_numpy()).all()
     assert (history["fid"] > 0).all() and history["coverage"].between(0, 1).all()
-    best_epoch = int(history.loc[history["fid"].idxmin(), "epoch"])
+    assert (history["fid"][::2].to_numpy() != history["fid"][1::2].to_numpy()).all()
+    raw = history[history["generator"] == "raw"]
+    best_epoch = int(raw.loc[raw["fid"].idxmin(), "epoch"])
     best = torch.load(short_run / "weights" / RUN / "generator_best.pth", weights_only=True)
     chosen = torch.load(short_run / "weights" / RUN / f"generator_epoch_{best_epoch}.pth",
                         weights_only=True)
@@ -94,10 +101,28 @@ def test_evaluation_history_and_best_generator(short_run: Path) -> None:
     (run_dir,) = (short_run / "logs").iterdir()
     events = EventAccumulator(str(run_dir))
     events.Reload()
-    fid = events.Scalars("eval/fid")
-    assert [e.step for e in fid] == [3, 6]
-    assert [e.value for e in fid] == pytest.approx(history["fid"].tolist(), rel=1e-6)
+    for tag, generator in (("eval/fid", "raw"), ("eval_ema/fid", "ema")):
+        fid = events.Scalars(tag)
+        assert [e.step for e in fid] == [3, 6]
+        expected = history.loc[history["generator"] == generator, "fid"].tolist()
+        assert [e.value for e in fid] == pytest.approx(expected, rel=1e-6)
 
+
+def test_the_average_is_saved_like_the_generator(short_run: Path) -> None:
+    weights = short_run / "weights" / RUN
+    checkpoint = torch.load(weights / "checkpoint_step_00000006.pth", weights_only=True)
+    averaged = torch.load(weights / "generator_ema.pth", weights_only=True)
+    final = torch.load(weights / "generator_final.pth", weights_only=True)
+    assert {k: v.shape for k, v in averaged.items()} == {k: v.shape for k, v in final.items()}
+    assert checkpoint["generator_average"]["updates"] == N_STEPS
+    for key, value in averaged.items():
+        if key.endswith(".weight"):  # the averaged weights, which differ from the generator's
+            assert torch.equal(value, checkpoint["generator_average"]["generator"][key])
+            assert not torch.equal(value, final[key])
+        elif key.endswith("num_batches_tracked"):  # estimated on BN_SAMPLES noise vectors
+            assert value.item() == BN_SAMPLES // BN_BATCH_SIZE
+    netG = load_generator(weights / "generator_ema.pth")  # as evaluate.py and generate.py do
+    assert all(torch.equal(netG.state_dict()[k], v) for k, v in averaged.items())
 
 def test_config_and_checkpoint_describe_the_run(short_run: Path) -> None:
     config = json.loads((short_run / "results" / RUN / "config.json").read_text())
@@ -119,6 +144,7 @@ def readme_snippets() -> list[str]:
     """The README's Python blocks that load weights/generator_final.pth."""
     blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.DOTALL)
     return [b for b in blocks if "weights/generator_final.pth" in b]
+
 
 
 def run_snippet(snippet: str, cwd: Path) -> None:
@@ -155,7 +181,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(
     pd.testing.assert_frame_equal(
         pd.read_csv(tmp_path / "results" / RUN / "evaluation_history.csv"),
         pd.read_csv(short_run / "results" / RUN / "evaluation_history.csv"), check_exact=True)
-    for name in ("generator_final.pth", "discriminator_final.pth"):
+    for name in ("generator_final.pth", "discriminator_final.pth", "generator_ema.pth"):
         a = torch.load(tmp_path / "weights" / RUN / name, weights_only=True)
         b = torch.load(short_run / "weights" / RUN / name, weights_only=True)
         assert all(torch.equal(a[k], b[k]) for k in a)
@@ -171,7 +197,8 @@ FLAGS = {"--batch_size": "128", "--n_epochs": "50", "--lr": "0.0002", "--beta1":
          "--weights_dir": "weights", "--log_dir": "logs", "--device": "auto", "--seed": "0",
          "--num_workers": "0", "--limit_batches": "all", "--checkpoint_interval": "200",
          "--keep_checkpoints": "3", "--eval_interval": "5", "--eval_samples": "10000",
-         "--judge": "weights/judge.pth", "--resume": "start a new run", "--amp": "off",
+         "--ema_decay": "0.999", "--judge": "weights/judge.pth", "--resume": "start a new run",
+         "--amp": "off",
          "--compile": "off", "--deterministic": "off", "--run_name": "the start time",
          "--debug": "off"}
 
@@ -200,12 +227,15 @@ def test_a_resumed_amp_is_checked_on_the_new_machine(monkeypatch: pytest.MonkeyP
 
     flags = {f"{name[2:]}": value for name, value in FLAGS.items()}
     flags |= {"amp": False, "compile": False, "deterministic": False, "debug": False,
-              "device": "cpu", "resume": "auto", "run_name": "r"}
+              "device": "cpu", "resume": "auto", "run_name": "r", "ema_decay": 0.999}
     monkeypatch.setattr(utils.config, "amp_supported", lambda device: False)
     with pytest.raises(ArgumentError, match="--amp: the resumed run uses --amp, and this cpu "
                                             "has no native bfloat16"):
         make_config(flags, given={"resume"}, resumed={**flags, "amp": True})
     with pytest.raises(ArgumentError, match="--lr 0.1 differs from the resumed run's 0.0002"):
         make_config({**flags, "lr": 0.1}, given={"resume", "lr"}, resumed=flags)
+    with pytest.raises(ArgumentError, match="--ema_decay 0.99 differs from the resumed run's "
+                                            "0.999; leave --ema_decay out to resume"):
+        make_config({**flags, "ema_decay": 0.99}, given={"resume", "ema_decay"}, resumed=flags)
     config = make_config(flags, given={"resume"}, resumed={**flags, "n_epochs": 7})
     assert config.n_epochs == 7 and config.device == "cpu"  # inherited; not inherited

@@ -13,7 +13,7 @@ from utils.errors import ArgumentError
 
 # Flags that change what is computed, or which run it is: at --resume they must match.
 FIXED_AT_RESUME = ("nz", "ngf", "ndf", "batch_size", "lr", "beta1", "seed", "limit_batches",
-                   "amp", "run_name")
+                   "amp", "ema_decay", "run_name")
 NOT_INHERITED = ("resume", "device", "debug", "weights_dir")  # from this command line only
 
 
@@ -43,6 +43,7 @@ class TrainConfig:
     keep_checkpoints: int
     eval_interval: int
     eval_samples: int
+    ema_decay: float
     judge: str
     resume: str | None
     amp: bool

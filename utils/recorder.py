@@ -17,9 +17,9 @@ from utils.step import STAT_NAMES
 from utils.visualization import image_grid, plot_training_curves
 
 COLUMNS = ("epoch", "batch", "step", *STAT_NAMES)
-EVALUATION_COLUMNS = ("epoch", "step", "fid", "kid", "inception_score", "judge_confidence",
-                      "digit_kl", "min_digit_ratio", "precision", "recall", "density", "coverage",
-                      "nn_distance_ratio", "copies")
+EVALUATION_COLUMNS = ("epoch", "step", "generator", "fid", "kid", "inception_score",
+                      "judge_confidence", "digit_kl", "min_digit_ratio", "precision", "recall",
+                      "density", "coverage", "nn_distance_ratio", "copies")
 
 # TensorBoard tags allow only letters, digits and "-/_.", so D(x) cannot be a tag name.
 TENSORBOARD_TAGS = {
@@ -75,6 +75,8 @@ class TrainingRecorder:
         self.curves_path = results_dir / "training_curves.png"
         self.evaluation_path = results_dir / "evaluation_history.csv"
         self.rows = start_csv(self.csv_path, COLUMNS, resume_step)
+        if resume_step is not None:
+            add_generator_column(self.evaluation_path)
         start_csv(self.evaluation_path, EVALUATION_COLUMNS, resume_step)
         self._csv_file = open(self.csv_path, "ab", buffering=0)  # noqa: SIM115 (closed in close())
         self.log_dir = run_log_dir
@@ -122,20 +124,33 @@ class TrainingRecorder:
         """Show ``text`` in TensorBoard's text tab (e.g. the configuration)."""
         self._tensorboard(self.tensorboard.add_text, tag, text)
 
-    def log_epoch(self, step: int, samples: Tensor) -> None:
-        """Log the fixed-noise samples ``(N, 1, 28, 28)`` and refresh the JSON and curves."""
+    def log_epoch(self, step: int, samples: Tensor, averaged_samples: Tensor | None = None
+                  ) -> None:
+        """Log the fixed-noise samples ``(N, 1, 28, 28)``, refresh the JSON and curves.
+
+        ``averaged_samples``: those of the generator's average, if it has one.
+        """
         self._tensorboard(self.tensorboard.add_image, "samples/fixed_noise",
                           image_grid(samples), step)
+        if averaged_samples is not None:
+            self._tensorboard(self.tensorboard.add_image, "samples/fixed_noise_ema",
+                              image_grid(averaged_samples), step)
         self.export_json()
         plot_training_curves(pd.DataFrame(self.rows, columns=COLUMNS), self.curves_path)
 
-    def log_evaluation(self, epoch: int, step: int, scores: dict) -> None:
-        """Append quality ``scores`` (utils/metrics.py) to the history and TensorBoard."""
-        row = {"epoch": epoch, "step": step, **scores}
+    def log_evaluation(self, epoch: int, step: int, generator: str, scores: dict) -> None:
+        """Append the quality ``scores`` (utils/metrics.py) to the history and TensorBoard.
+
+        ``generator`` says whose they are: ``raw`` (the generator, tags ``eval/*``) or ``ema``
+        (its average, tags ``eval_ema/*``).
+        """
+        row = {"epoch": epoch, "step": step, "generator": generator, **scores}
         with open(self.evaluation_path, "ab", buffering=0) as f:
             append_line(f, ",".join(str(row[column]) for column in EVALUATION_COLUMNS) + "\n")
-        for column in EVALUATION_COLUMNS[2:]:
-            self._tensorboard(self.tensorboard.add_scalar, f"eval/{column}", scores[column], step)
+        group = "eval" if generator == "raw" else f"eval_{generator}"
+        for column in EVALUATION_COLUMNS[EVALUATION_COLUMNS.index("fid"):]:
+            self._tensorboard(self.tensorboard.add_scalar, f"{group}/{column}", scores[column],
+                              step)
 
     def export_json(self) -> None:
         """Rewrite ``training_data.json`` from the rows in memory; flush TensorBoard's events."""
@@ -159,12 +174,19 @@ class TrainingRecorder:
         self.close()
 
 
+def column_types(columns: tuple[str, ...]) -> list[type]:
+    """How each column of a CSV log is read: counters as ints, names as text, else floats."""
+    return [int if column in ("epoch", "batch", "step") else str if column == "generator"
+            else float for column in columns]
+
+
 def start_csv(path: Path, columns: tuple[str, ...], resume_step: int | None) -> list[list]:
     """Start the CSV log ``path``, or on resume keep its rows up to ``resume_step``.
 
     A new run (or a missing or empty file) gets just the header. On resume, rows after the
     checkpoint's step, and an incomplete last line (a crash or full disk mid-write), are
-    dropped: they will be written again. Returns the kept rows as numbers.
+    dropped: they will be written again. Returns the kept rows, each value read as
+    ``column_types`` says.
 
     Raises:
         LogFileError: the header or a kept line is not what this program writes.
@@ -180,12 +202,11 @@ def start_csv(path: Path, columns: tuple[str, ...], resume_step: int | None) -> 
         raise LogFileError(f"{path} does not start with this program's header ({header.strip()})"
                            "; move it away to resume without its rows (the checkpoint is intact)")
     complete = lines if lines[-1].endswith("\n") else lines[:-1]  # drop half a row
-    kept, rows = [header], []
+    kept, rows, types = [header], [], column_types(columns)
     for number, line in enumerate(complete[1:], start=2):
         values = line.rstrip("\n").split(",")
         try:
-            row = [int(v) for v in values[:columns.index("step") + 1]] + [
-                float(v) for v in values[columns.index("step") + 1:]]
+            row = [parse(v) for parse, v in zip(types, values, strict=False)]
         except ValueError:
             row = []
         if len(values) != len(columns) or not row:
@@ -199,6 +220,24 @@ def start_csv(path: Path, columns: tuple[str, ...], resume_step: int | None) -> 
         with atomic_path(path) as tmp:
             tmp.write_text("".join(kept))
     return rows
+
+
+def add_generator_column(path: Path) -> None:
+    """Give an evaluation history written before ``--ema_decay`` its ``generator`` column.
+
+    Every row of such a file scored the generator itself: each gets ``raw``.
+    """
+    at = EVALUATION_COLUMNS.index("generator")
+    old_header = ",".join(EVALUATION_COLUMNS[:at] + EVALUATION_COLUMNS[at + 1:]) + "\n"
+    lines = path.read_text(errors="replace").splitlines(keepends=True) if path.exists() else []
+    if not lines or lines[0] != old_header:
+        return
+    upgraded = [",".join(EVALUATION_COLUMNS) + "\n"]
+    for line in lines[1:]:
+        values = line.split(",")
+        upgraded.append(",".join([*values[:at], "raw", *values[at:]]))
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(upgraded))
 
 
 def quiet_tensorboard_thread(args: threading.ExceptHookArgs) -> None:

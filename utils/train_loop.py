@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from models import Discriminator, Generator, Judge
+from utils.averaging import GeneratorAverage
 from utils.checkpoint import cpu_state, save_atomic, save_checkpoint
 from utils.config import TrainConfig
 from utils.errors import UserError
@@ -60,6 +61,7 @@ class TrainLoop:
         fixed_noise: ``(64, nz, 1, 1)``, one noise batch for every grid, so epochs compare.
         endpoints: ``(2, rows, nz, 1, 1)``, interpolation endpoints when there is no judge.
         endpoint_pool: ``(M, nz, 1, 1)``, latent points among which the judge picks digits.
+        average: the moving average of the generator (``--ema_decay``), or None.
         judge: the judge network, or None (random interpolation endpoints, no evaluation).
         reference: what evaluations compare with, or None for no evaluation.
         record: provenance (command, code, machine, start), saved with the configuration.
@@ -71,14 +73,14 @@ class TrainLoop:
                  netD: Discriminator, optimizer_G: Optimizer, optimizer_D: Optimizer,
                  train_step: FastStep, loader: DataLoader, loader_rng: torch.Generator,
                  fixed_noise: Tensor, endpoints: Tensor, endpoint_pool: Tensor,
-                 judge: Judge | None, reference: Reference | None, record: dict,
-                 restarted: bool = False) -> None:
+                 average: GeneratorAverage | None, judge: Judge | None,
+                 reference: Reference | None, record: dict, restarted: bool = False) -> None:
         self.config, self.folders, self.record = config, folders, record
         self.netG, self.netD = netG, netD
         self.optimizer_G, self.optimizer_D = optimizer_G, optimizer_D
         self.train_step, self.loader, self.loader_rng = train_step, loader, loader_rng
         self.fixed_noise, self.endpoints, self.endpoint_pool = fixed_noise, endpoints, endpoint_pool
-        self.judge, self.reference = judge, reference
+        self.average, self.judge, self.reference = average, judge, reference
         # The position, advanced only by run_step and end_epoch.
         self.epochs_done = 0
         self.batch = 0  # batches done in the epoch in progress (0: it has not begun)
@@ -111,6 +113,7 @@ class TrainLoop:
                 "epochs_done": self.epochs_done, "batch": self.batch, "step": self.step,
                 "epoch_start_rng": self.epoch_start_rng, "rng": get_rng_states(self.loader_rng),
                 "fixed_noise": self.fixed_noise, "interpolation_endpoints": self.endpoints,
+                "generator_average": self.average and self.average.state_dict(),
                 "run_name": self.folders.name, "config": self.config_record(),
                 "best_fid": self.best_fid}
 
@@ -130,6 +133,13 @@ class TrainLoop:
             checkpoint[key] for key in ("epochs_done", "batch", "step"))
         self.epoch_start_rng = checkpoint["epoch_start_rng"]
         self.best_fid = checkpoint["best_fid"]
+        if self.average is not None:
+            if checkpoint.get("generator_average"):
+                self.average.load_state_dict(checkpoint["generator_average"])
+            else:  # a checkpoint of a run without --ema_decay, or of older code
+                self.average = GeneratorAverage(self.netG, self.average.decay, self.config.seed)
+                print(f"train.py: warning: the checkpoint has no average of the generator; "
+                      f"averaging starts now, at step {self.step}", file=sys.stderr)
         set_rng_states(checkpoint["rng"], self.loader_rng)
         self.resumed = True
 
@@ -194,6 +204,8 @@ class TrainLoop:
     def run_step(self, real: Tensor) -> list[dict[str, float]]:
         """One GAN step on the batch ``real``; returns the records the recorder wrote."""
         stats = self.train_step(real)
+        if self.average is not None:
+            self.average.update(self.netG)
         self.batch, self.step = self.batch + 1, self.step + 1
         return self.recorder.log_step(self.epoch, self.batch, self.step, stats)
 
@@ -226,7 +238,7 @@ class TrainLoop:
                             refresh=False)
 
     def end_epoch(self) -> None:
-        """Per-epoch outputs: the fixed-noise grid, interpolation, evaluation, weights, save."""
+        """Per-epoch outputs: fixed-noise grids, interpolation, the average, evaluation, save."""
         config, epoch = self.config, self.epoch
         self.epochs_done, self.batch = epoch, 0
         last = epoch == config.n_epochs
@@ -239,7 +251,13 @@ class TrainLoop:
                 save_interpolation_grid(self.netG, endpoints,
                                         self.image_path(f"interpolation_epoch_{epoch}"),
                                         n_steps=INTERPOLATION_STEPS)
-        self.recorder.log_epoch(self.step, samples)
+        averaged_samples = None
+        if self.average is not None:
+            averaged = self.average.generator()
+            averaged_samples = generate_fixed_noise_grid(averaged, self.fixed_noise,
+                                                         self.image_path(f"epoch_{epoch}_ema"))
+            save_atomic(cpu_state(averaged), self.folders.weights / "generator_ema.pth")
+        self.recorder.log_epoch(self.step, samples, averaged_samples)
         if self.reference is not None and (
                 epoch % config.eval_interval == 0 or epoch == 1 or last):
             self.evaluate()
@@ -248,15 +266,20 @@ class TrainLoop:
         self.save()
 
     def evaluate(self) -> None:
-        """Score the generator, log the scores, keep the best generator so far."""
-        scores = evaluate_generator(self.netG, self.judge, self.reference,
-                                    self.config.eval_samples, seed=self.config.seed)
-        self.recorder.log_evaluation(self.epochs_done, self.step, scores)
-        tqdm.write(f"epoch {self.epochs_done}: FID {scores['fid']:.3f}, Inception Score "
-                   f"{scores['inception_score']:.2f}, coverage {scores['coverage']:.3f}")
-        if scores["fid"] < self.best_fid:
-            self.best_fid = scores["fid"]
-            save_atomic(cpu_state(self.netG), self.folders.weights / "generator_best.pth")
+        """Score the generator and its average; keep the best generator (not average) so far."""
+        scored = [("raw", self.netG)]
+        if self.average is not None:
+            scored.append(("ema", self.average.generator()))
+        for name, netG in scored:
+            scores = evaluate_generator(netG, self.judge, self.reference,
+                                        self.config.eval_samples, seed=self.config.seed)
+            self.recorder.log_evaluation(self.epochs_done, self.step, name, scores)
+            tqdm.write(f"epoch {self.epochs_done}, {name}: FID {scores['fid']:.3f}, Inception "
+                       f"Score {scores['inception_score']:.2f}, coverage "
+                       f"{scores['coverage']:.3f}")
+            if name == "raw" and scores["fid"] < self.best_fid:
+                self.best_fid = scores["fid"]
+                save_atomic(cpu_state(self.netG), self.folders.weights / "generator_best.pth")
 
     # --- files ---
 
