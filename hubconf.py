@@ -4,8 +4,9 @@
     netG = torch.hub.load("path/to/this/clone", "generator", source="local")  # offline
     netG = torch.hub.load("path/to/this/clone", "generator", source="local", ema=True)
 
-The weights are those shipped in ``weights/`` (see README.md, "Results"); a GitHub
-``owner/repo`` works in place of the path, downloading the repository once.
+The weights are those shipped in ``weights/`` (see README.md, "Results");
+``torch.hub.load("<owner>/<repo>", "generator")`` (``source="github"``, the default)
+downloads the repository once.
 """
 
 from pathlib import Path
@@ -26,6 +27,8 @@ def generator(pretrained: bool = True, ema: bool = False, **sizes: int) -> Gener
             ``.to(device)``). False: a new, untrained generator, in training mode.
         ema: the moving average of the generator's weights (``weights/generator_ema.pth``,
             see README.md) instead of the generator itself (``weights/generator_final.pth``).
+            Until a model trained with the average is shipped, this file is missing and
+            ``load_generator`` says so in one line.
         **sizes: ``nz`` and ``ngf`` of an untrained generator (default 100 and 64).
     """
     if not pretrained:

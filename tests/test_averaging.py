@@ -36,7 +36,7 @@ def test_the_warm_up_forgets_the_first_weights() -> None:
         average.update(late)
     # The share of the early weights left after updates 11 to 100: the product of their
     # decays, (11 * 12 * ... * 100) / (20 * 21 * ... * 109) = (11 * ... * 19) / (101 * ... * 109).
-    kept = math.prod(range(11, 20)) / math.prod(range(101, 110))  # 2.5e-8; without the
+    kept = math.prod(range(11, 20)) / math.prod(range(101, 110))  # 2.2e-8; without the
     # warm-up, 0.999 ** 90 = 91% of them would be left
     expected = weights(late) + kept * (weights(early) - weights(late))
     torch.testing.assert_close(weights(average.model), expected, rtol=0, atol=1e-6)

@@ -124,6 +124,7 @@ def test_the_average_is_saved_like_the_generator(short_run: Path) -> None:
     netG = load_generator(weights / "generator_ema.pth")  # as evaluate.py and generate.py do
     assert all(torch.equal(netG.state_dict()[k], v) for k, v in averaged.items())
 
+
 def test_config_and_checkpoint_describe_the_run(short_run: Path) -> None:
     config = json.loads((short_run / "results" / RUN / "config.json").read_text())
     assert config["batch_size"] == 16 and config["lr"] == 0.0002 and config["beta1"] == 0.5
@@ -144,7 +145,6 @@ def readme_snippets() -> list[str]:
     """The README's Python blocks that load weights/generator_final.pth."""
     blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.DOTALL)
     return [b for b in blocks if "weights/generator_final.pth" in b]
-
 
 
 def run_snippet(snippet: str, cwd: Path) -> None:

@@ -5,17 +5,16 @@ generator's by ``1 - decay``. Two details make it work from the first epoch on:
 
 - Warm-up: the decay after ``n`` updates is ``min(decay, (1 + n) / (10 + n))``, the ramp of
   TensorFlow's ``ExponentialMovingAverage(num_updates=...)``. The early, fast-changing
-  weights are forgotten quickly: until the ramp reaches ``decay``, the average spans about
-  the last tenth of the steps so far, so it never lags far behind a generator that is still
-  improving.
+  weights are forgotten quickly: until the ramp reaches ``decay``, the average's window,
+  ``1 / (1 - decay)``, is about a ninth of the steps so far, so it never lags far behind a
+  generator that is still improving.
 - BatchNorm statistics: running statistics collected by other weights do not fit averaged
-  weights (an average of the generator's running statistics gave FID 1396 where the
-  generator had 155). Before the average is used, ``torch.optim.swa_utils.update_bn``
-  estimates them afresh for its own weights, from ``BN_SAMPLES`` fixed noise vectors in
-  training mode, as Izmailov et al. (2018) do for SWA.
+  weights. Before the average is used, ``torch.optim.swa_utils.update_bn`` estimates them
+  afresh for its own weights, from ``BN_SAMPLES`` fixed noise vectors in training mode, as
+  Izmailov et al. (2018) do for SWA.
 
 ``torch.optim.swa_utils.AveragedModel`` is not used: it reads its update counter from a
-tensor at every step, which would stall a GPU, and re-averages nothing we need.
+tensor at every step, which would stall a GPU, and has no warm-up.
 """
 
 import copy

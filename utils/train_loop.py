@@ -136,7 +136,7 @@ class TrainLoop:
         if self.average is not None:
             if checkpoint.get("generator_average"):
                 self.average.load_state_dict(checkpoint["generator_average"])
-            else:  # a checkpoint of a run without --ema_decay, or of older code
+            else:  # written before --ema_decay existed (its config lacks it: the default)
                 self.average = GeneratorAverage(self.netG, self.average.decay, self.config.seed)
                 print(f"train.py: warning: the checkpoint has no average of the generator; "
                       f"averaging starts now, at step {self.step}", file=sys.stderr)
