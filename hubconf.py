@@ -9,31 +9,72 @@ The weights are those shipped in ``weights/`` (see README.md, "Results");
 downloads the repository once.
 """
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from models import Generator
-from utils.checkpoint import load_generator
+from torch import nn
 
 dependencies = ["torch"]  # what torch.hub checks before importing this file
 
-WEIGHTS = Path(__file__).resolve().parent / "weights"
+REPOSITORY = Path(__file__).resolve().parent
+PACKAGES = ("models", "utils")  # this repository's, whose names a caller's may share
+SHIPPED = {"nz": 100, "ngf": 64}
 
 
-def generator(pretrained: bool = True, ema: bool = False, **sizes: int) -> Generator:
-    """The DCGAN generator: noise ``(N, 100, 1, 1)`` to digits ``(N, 1, 28, 28)`` in [-1, 1].
+@contextmanager
+def this_repository() -> Iterator[None]:
+    """Import ``PACKAGES`` from this repository for the block.
+
+    A caller's own modules of those names are put aside for the block and back after it.
+    """
+
+    def ours(name: str) -> bool:
+        return name.split(".")[0] in PACKAGES
+
+    theirs = {name: module for name, module in sys.modules.items() if ours(name) and not (
+        getattr(module, "__file__", None) or "").startswith(str(REPOSITORY))}
+    for name in theirs:
+        del sys.modules[name]
+    sys.path.insert(0, str(REPOSITORY))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(REPOSITORY))
+        if theirs:
+            for name in [name for name in sys.modules if ours(name)]:
+                del sys.modules[name]
+            sys.modules.update(theirs)
+
+
+def generator(pretrained: bool = True, ema: bool = False, nz: int | None = None,
+              ngf: int | None = None) -> nn.Module:
+    """The DCGAN generator: noise ``(N, nz, 1, 1)`` to digits ``(N, 1, 28, 28)`` in [-1, 1].
 
     Args:
         pretrained: the shipped weights, ready to sample (eval mode, on the CPU; move it with
             ``.to(device)``). False: a new, untrained generator, in training mode.
         ema: the moving average of the generator's weights (``weights/generator_ema.pth``,
             see README.md) instead of the generator itself (``weights/generator_final.pth``).
-            Until a model trained with the average is shipped, this file is missing and
-            ``load_generator`` says so in one line.
-        **sizes: ``nz`` and ``ngf`` of an untrained generator (default 100 and 64).
+        nz: noise length of an untrained generator (default 100, the shipped one's).
+        ngf: base width of an untrained generator (default 64, the shipped one's).
     """
-    if not pretrained:
-        return Generator(**sizes)
-    if sizes:
-        raise ValueError(f"{', '.join(sizes)}: only for pretrained=False; the shipped "
-                         "generator has nz=100 and ngf=64")
-    return load_generator(WEIGHTS / ("generator_ema.pth" if ema else "generator_final.pth"))
+    sizes = {"nz": nz, "ngf": ngf}
+    with this_repository():
+        from models import Generator
+        from utils.checkpoint import load_generator
+
+        if not pretrained:
+            if ema:
+                raise ValueError("ema=True needs pretrained=True: an untrained generator has "
+                                 "no average")
+            return Generator(**{k: v if v is not None else SHIPPED[k] for k, v in sizes.items()})
+        if any(v is not None and v != SHIPPED[k] for k, v in sizes.items()):
+            raise ValueError("nz and ngf are for pretrained=False; the shipped generator has "
+                             "nz=100 and ngf=64")
+        path = REPOSITORY / "weights" / ("generator_ema.pth" if ema else "generator_final.pth")
+        if ema and not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: the shipped model was trained before "
+                                    "the average existed; use ema=False")
+        return load_generator(path)

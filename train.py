@@ -41,7 +41,7 @@ from utils.cli import (
 from utils.config import FIXED_AT_RESUME, TrainConfig, make_config
 from utils.data_loader import load_mnist, make_loader
 from utils.device import fastest_memory_format, is_out_of_memory
-from utils.errors import UserError
+from utils.errors import ArgumentError, UserError
 from utils.interrupt import GracefulStop
 from utils.metrics import MIN_SAMPLES, Reference, make_reference
 from utils.provenance import describe_code, describe_machine
@@ -273,6 +273,12 @@ def train(flags: dict, given: set[str], command: str) -> int:
                   if key not in config.to_dict()}  # provenance: command, code, machine, ...
         record["resumed"] = [*record.get("resumed", []), {
             "at": now, "step": resumed[1]["step"], "command": command, "code": describe_code()}]
+    if resumed is not None and (resumed[1]["epochs_done"], resumed[1]["batch"]) > (
+            config.n_epochs, 0):
+        epochs_done, batch = resumed[1]["epochs_done"], resumed[1]["batch"]
+        where = f"in epoch {epochs_done + 1}" if batch else f"after epoch {epochs_done}"
+        raise ArgumentError(f"--n_epochs {config.n_epochs}: the checkpoint is {where}, past "
+                            "it; give a larger --n_epochs, or resume an earlier checkpoint")
     if resumed is not None and resumed[1]["epochs_done"] >= config.n_epochs and (
             folders.weights / "generator_final.pth").is_file():
         print(f"run {folders.name} has finished its {config.n_epochs} epochs; its weights are in "
@@ -284,7 +290,7 @@ def train(flags: dict, given: set[str], command: str) -> int:
             print(f"--resume auto: run {folders.name} stopped before its first checkpoint; "
                   "starting it again")
         if resumed is not None or restart:
-            remove_leftovers(folders)
+            remove_leftovers(folders, restart=restart)
         loop = build_loop(config, folders, images, record, restarted=restart)
         if resumed is not None:
             loop.load_state_dict(resumed[1], source=resumed[0])

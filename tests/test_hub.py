@@ -10,6 +10,7 @@ from tests.conftest import REPO, RUN
 CHECK = """
 import sys, torch
 clone, shipped = sys.argv[1], sys.argv[2:]
+import utils, models  # the caller's own packages of the same names (in the working folder)
 for ema, name in ((False, "generator_final.pth"), (True, "generator_ema.pth")):
     if name not in shipped:
         continue
@@ -23,20 +24,33 @@ for ema, name in ((False, "generator_final.pth"), (True, "generator_ema.pth")):
 untrained = torch.hub.load(clone, "generator", source="local", pretrained=False, nz=16, ngf=8)
 assert untrained.training and untrained.nz == 16
 assert untrained.main[0].weight.shape == (16, 64, 4, 4)
+if "generator_ema.pth" not in shipped:
+    try:
+        torch.hub.load(clone, "generator", source="local", ema=True)
+    except FileNotFoundError as error:
+        assert "the shipped model was trained before the average existed" in str(error)
+    else:
+        raise AssertionError("ema=True loaded a missing file")
+import utils, models
+assert utils.MINE and models.MINE  # still the caller's
 print("checked", clone)
 """
 
 
-def check(clone: Path, *shipped: str) -> None:
-    """Run CHECK in a new interpreter, outside the clone."""
-    result = subprocess.run([sys.executable, "-c", CHECK, str(clone), *shipped],
-                            cwd=clone.parent, capture_output=True, text=True, timeout=120)
+def check(clone: Path, *shipped: str, caller: Path) -> None:
+    """Run CHECK in a new interpreter, in a ``caller`` project outside the clone."""
+    # the caller's project has packages named like this repository's
+    (caller / "utils").mkdir(parents=True, exist_ok=True)
+    (caller / "utils" / "__init__.py").write_text("MINE = True\n")
+    (caller / "models.py").write_text("MINE = True\n")
+    result = subprocess.run([sys.executable, "-c", CHECK, str(clone), *shipped], cwd=caller,
+                            capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"checked {clone}"
 
 
-def test_torch_hub_loads_the_shipped_generator() -> None:
-    check(REPO, "generator_final.pth")
+def test_torch_hub_loads_the_shipped_generator(tmp_path: Path) -> None:
+    check(REPO, "generator_final.pth", caller=tmp_path / "caller")
 
 
 def test_torch_hub_loads_the_generator_and_its_average(short_run: Path, tmp_path: Path) -> None:
@@ -46,4 +60,4 @@ def test_torch_hub_loads_the_generator_and_its_average(short_run: Path, tmp_path
     shutil.copy(REPO / "hubconf.py", clone)
     shutil.copytree(short_run / "weights" / RUN, clone / "weights",
                     ignore=shutil.ignore_patterns("checkpoint_*", ".train.lock"))
-    check(clone, "generator_final.pth", "generator_ema.pth")
+    check(clone, "generator_final.pth", "generator_ema.pth", caller=tmp_path / "caller")

@@ -416,6 +416,8 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again_with_its_flags(
     wait_for_rows(run / "training_data.csv", 3, process)
     process.send_signal(signal.SIGKILL)
     process.communicate()
+    for name in ("generator_ema.pth", "generator_best.pth"):  # as if killed at the epoch's end,
+        (tmp_path / "weights" / run.name / name).write_bytes(b"x")  # before its checkpoint
     for root in ("weights", "results", "logs"):  # a user renames the run
         (tmp_path / root / run.name).rename(tmp_path / root / "renamed")
     run = tmp_path / "results" / "renamed"
@@ -425,6 +427,8 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again_with_its_flags(
     assert json.loads((run / "config.json").read_text())["run_name"] == "renamed"
     assert pd.read_csv(run / "training_data.csv")["step"].tolist() == list(range(1, 13))
     assert json.loads((run / "config.json").read_text())["batch_size"] == 16
+    assert not (tmp_path / "weights" / "renamed" / "generator_best.pth").exists()  # the
+    # attempt's files are gone (this run neither averages nor evaluates: none is rewritten)
     events = EventAccumulator(str(tmp_path / "logs" / "renamed"))
     events.Reload()  # the killed attempt's events are purged: each step once
     assert [e.step for e in events.Scalars("loss/D")] == list(range(1, 13))
@@ -451,6 +455,14 @@ def test_resuming_a_finished_run_changes_nothing(short_run: Path, mnist_root: Pa
     result = run_train(*short_run_flags(mnist_root, tiny_judge, tmp_path), "--resume", "auto")
     assert result.returncode == 0, result.stderr
     assert f"run {RUN} has finished its 2 epochs" in result.stdout
+    assert snapshot(tmp_path) == before
+    past = run_train(*short_run_flags(mnist_root, tiny_judge, tmp_path), "--resume",
+                     str(tmp_path / "weights" / RUN / "checkpoint_step_00000006.pth"),
+                     "--n_epochs", "1")  # would write mid-run weights as the final ones
+    assert past.returncode == 2, past.stderr
+    assert last_line(past) == ("train.py: error: --n_epochs 1: the checkpoint is after epoch 2, "
+                               "past it; give a larger --n_epochs, or resume an earlier "
+                               "checkpoint")
     assert snapshot(tmp_path) == before
 
 

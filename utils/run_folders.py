@@ -19,6 +19,10 @@ from utils.errors import ArgumentError, UserError
 from utils.files import TEMPORARY_GLOB
 
 LOCK_NAME = ".train.lock"
+# What the end of a run's first epoch writes before its checkpoint (utils/train_loop.py:
+# end_epoch): a run killed in between starts again, and these are written anew.
+FIRST_EPOCH_FILES = ("generator_ema.pth", "generator_best.pth", "generator_epoch_1.pth",
+                     "discriminator_epoch_1.pth")
 
 
 class RunInUseError(UserError):
@@ -117,15 +121,18 @@ class RunLock:
             lock.release()
 
 
-def remove_leftovers(folders: RunFolders) -> None:
+def remove_leftovers(folders: RunFolders, restart: bool = False) -> None:
     """Delete the temporary files that a kill mid-write left in the run's own folders.
 
     Call with the run's lock held. Only ``atomic_path``'s hidden ``.*.tmp`` names in this
-    run's weights and results folders are touched.
+    run's weights and results folders are touched, and for a run that starts again
+    (``restart``) the ``FIRST_EPOCH_FILES`` of its weights folder, from the attempt before.
     """
     for folder in (folders.weights, folders.results):
         for leftover in folder.glob(TEMPORARY_GLOB):
             leftover.unlink()
+    for name in FIRST_EPOCH_FILES if restart else ():
+        (folders.weights / name).unlink(missing_ok=True)
 
 
 def latest_run(weights_dir: str | Path) -> Path | None:
@@ -190,18 +197,19 @@ def find_checkpoint(resume: str, run_dir: Path | None) -> tuple[Path, dict, list
 def restartable_config(run_dir: Path, results_dir: str | Path) -> dict | None:
     """The configuration of a run stopped before its first checkpoint, to start it again.
 
-    Only a run whose weights folder holds nothing but its lock (and leftover temporary
-    files) may start again: one with weights would lose them.
+    Only a run whose weights folder holds nothing but its lock, leftover temporary files
+    and the ``FIRST_EPOCH_FILES`` (which the run writes again) may start again: one with
+    other weights would lose them.
 
     Returns:
         The run's config.json (its flags), with the run's name as its folder has it now.
 
     Raises:
-        CheckpointError: the run has weights files but no checkpoint, or its config.json
+        CheckpointError: the run has other weights files but no checkpoint, or its config.json
             is missing or unreadable.
     """
     kept = [p.name for p in run_dir.iterdir()
-            if p.name != LOCK_NAME and not p.match(TEMPORARY_GLOB)]
+            if p.name not in (LOCK_NAME, *FIRST_EPOCH_FILES) and not p.match(TEMPORARY_GLOB)]
     if kept:
         raise CheckpointError(f"run {run_dir.name} ({run_dir}) holds {kept[0]} but no checkpoint "
                               "to resume; start a new run, or pass a checkpoint to --resume")
