@@ -168,7 +168,7 @@ def test_a_run_in_progress_is_refused_to_a_second_train_py_and_freed_at_its_end(
     assert "--run_name busy: " in last_line(taken) and "already holds a run" in last_line(taken)
     running.send_signal(signal.SIGKILL)  # the lock dies with the process
     running.communicate()
-    resumed = run_train(*flags, "--resume", "auto", "--n_epochs", "1")
+    resumed = run_train(*flags, "--resume", "auto")
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming run busy from " in resumed.stdout
 
