@@ -427,8 +427,9 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again_with_its_flags(
     assert json.loads((run / "config.json").read_text())["run_name"] == "renamed"
     assert pd.read_csv(run / "training_data.csv")["step"].tolist() == list(range(1, 13))
     assert json.loads((run / "config.json").read_text())["batch_size"] == 16
-    assert not (tmp_path / "weights" / "renamed" / "generator_best.pth").exists()  # the
-    # attempt's files are gone (this run neither averages nor evaluates: none is rewritten)
+    for name in ("generator_ema.pth", "generator_best.pth"):  # the attempt's files are gone
+        # (this run neither averages nor evaluates: none is rewritten)
+        assert not (tmp_path / "weights" / "renamed" / name).exists()
     events = EventAccumulator(str(tmp_path / "logs" / "renamed"))
     events.Reload()  # the killed attempt's events are purged: each step once
     assert [e.step for e in events.Scalars("loss/D")] == list(range(1, 13))
