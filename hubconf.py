@@ -75,6 +75,6 @@ def generator(pretrained: bool = True, ema: bool = False, nz: int | None = None,
                              "nz=100 and ngf=64")
         path = REPOSITORY / "weights" / ("generator_ema.pth" if ema else "generator_final.pth")
         if ema and not path.is_file():
-            raise FileNotFoundError(f"{path} is missing: the shipped model was trained before "
-                                    "the average existed; use ema=False")
+            raise FileNotFoundError(f"{path} is missing: this clone has no averaged "
+                                    "generator; use ema=False")
         return load_generator(path)
