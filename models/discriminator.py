@@ -42,6 +42,6 @@ class Discriminator(nn.Module):
         for layer in layers:
             x = layer(x)
         # The Sigmoid runs in float32 even under bfloat16 autocast (--amp): in bfloat16 every
-        # logit above about 5.5 rounds to exactly 1, where BCE saturates at 100 and the
+        # logit above about 6.2 rounds to exactly 1, where BCE saturates at 100 and the
         # gradient is 0, so D would learn nothing from the fakes it is surest of.
         return sigmoid(x.float()).view(-1)

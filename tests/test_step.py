@@ -140,7 +140,7 @@ def test_large_logits_under_amp_keep_the_float32_loss_and_a_gradient() -> None:
     assert scores.dtype == torch.float32
     assert logits.abs().mean() > 6
     torch.testing.assert_close(scores, torch.sigmoid(logits.float()), rtol=0, atol=0)
-    # What a bfloat16 Sigmoid did: far more scores exactly 1 (from a logit of ~5.5 on, not
+    # What a bfloat16 Sigmoid did: far more scores exactly 1 (from a logit of ~6.2 on, not
     # ~17 as in float32), where BCE saturates and the gradient is 0.
     saturated_bf16, saturated = (torch.sigmoid(logits) == 1).sum(), (scores == 1).sum()
     assert saturated_bf16 >= 3 * saturated + 10

@@ -1,0 +1,61 @@
+"""The shipped model and gallery: one finished run, whose files agree with each other and README."""
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from tests.conftest import REPO
+from utils.checkpoint import load_generator
+
+RESULTS, WEIGHTS = REPO / "results", REPO / "weights"
+
+
+def scores(name: str) -> dict:
+    return json.loads((RESULTS / name).read_text())
+
+
+def test_the_shipped_run_finished_the_readme_configuration() -> None:
+    config = scores("config.json")
+    assert config["command"] == "python train.py --data_dir ../shared/data"
+    assert (config["n_epochs"], config["batch_size"], config["seed"]) == (50, 128, 0)
+    assert (config["ema_decay"], config["amp"]) == (0.999, False)
+    assert "finished" in config
+    assert f"as run `{config['run_name']}`" in (REPO / "README.md").read_text()
+
+
+def test_the_shipped_log_is_whole_and_has_no_saturated_discriminator() -> None:
+    rows = pd.read_csv(RESULTS / "training_data.csv")
+    assert len(rows) == 50 * 469  # 60,000 images in batches of 128, the last one partial
+    assert rows.step.tolist() == list(range(1, len(rows) + 1))  # resumed twice, no gap or repeat
+    assert rows.D_loss.max() < 30  # issue #13's bound (the --amp run before it reached 74)
+    assert len(json.loads((RESULTS / "training_data.json").read_text())) == len(rows)
+
+
+@pytest.mark.parametrize("generator, weights, evaluation", [
+    ("raw", "generator_final.pth", "evaluation.json"),
+    ("ema", "generator_ema.pth", "evaluation_ema.json"),
+])
+def test_shipped_scores_are_the_history_s_last_row_and_the_readme_s(
+        generator: str, weights: str, evaluation: str) -> None:
+    result = scores(evaluation)
+    assert result["weights"] == f"weights/{weights}" and result["n"] == 10_000
+    history = pd.read_csv(RESULTS / "evaluation_history.csv")
+    last = history[(history.epoch == 50) & (history.generator == generator)].iloc[0]
+    for column in ("fid", "kid", "inception_score", "precision", "recall", "coverage"):
+        # evaluate.py in its own process: the same scores up to float rounding (1e-8 here)
+        assert result["model"][column] == pytest.approx(last[column], rel=1e-6), column
+    row = (f"| **50** | {'**ema**' if generator == 'ema' else 'raw'} | "
+           f"{'**{:.1f}**' if generator == 'ema' else '{:.1f}'}").format(result["model"]["fid"])
+    assert row in (REPO / "README.md").read_text()
+    netG = load_generator(WEIGHTS / weights)
+    assert not netG.training
+    assert netG(torch.zeros(2, 100, 1, 1)).shape == (2, 1, 28, 28)
+
+
+def test_the_average_is_the_better_shipped_generator_as_the_readme_says() -> None:
+    raw, ema = scores("evaluation.json")["model"], scores("evaluation_ema.json")["model"]
+    assert ema["fid"] <= 0.8 * raw["fid"]  # issue #13: at least 20% lower
+    readme = (REPO / "README.md").read_text()
+    assert f"FID {ema['fid']:.1f} against the generator's {raw['fid']:.1f}" in readme
