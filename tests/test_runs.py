@@ -106,11 +106,12 @@ def test_a_first_run_in_a_clone_leaves_the_shipped_files_alone(
     clone = tmp_path / "clone"
     (clone / "weights").mkdir(parents=True)
     (clone / "results").mkdir()
-    for name in ("generator_final.pth", "discriminator_final.pth"):
+    for name in ("generator_final.pth", "generator_ema.pth", "discriminator_final.pth"):
         shutil.copy(short_run / "weights" / RUN / name, clone / "weights" / name)
     for name in ("epoch_2_final.png", "training_data.csv", "config.json"):
         shutil.copy(short_run / "results" / RUN / name, clone / "results" / name)
-    (clone / "results" / "evaluation.json").write_text('{"shipped": true}\n')
+    for name in ("evaluation.json", "evaluation_ema.json"):
+        (clone / "results" / name).write_text('{"shipped": true}\n')
     shipped = snapshot(clone)
 
     result = run_train("--n_epochs", "1", "--limit_batches", "3", "--batch_size", "16",
@@ -122,7 +123,8 @@ def test_a_first_run_in_a_clone_leaves_the_shipped_files_alone(
     assert (clone / "weights" / run.name / "generator_final.pth").is_file()
     assert (clone / "results" / run.name / "epoch_1_final.png").is_file()
     assert sorted(p.name for p in (clone / "results").iterdir()) == sorted(
-        [run.name, "epoch_2_final.png", "training_data.csv", "config.json", "evaluation.json"])
+        [run.name, "epoch_2_final.png", "training_data.csv", "config.json", "evaluation.json",
+         "evaluation_ema.json"])
     assert f"--weights weights/{run.name}/generator_final.pth" in result.stdout
 
     original, _ = readme_snippets()
