@@ -273,17 +273,16 @@ def train(flags: dict, given: set[str], command: str) -> int:
                   if key not in config.to_dict()}  # provenance: command, code, machine, ...
         record["resumed"] = [*record.get("resumed", []), {
             "at": now, "step": resumed[1]["step"], "command": command, "code": describe_code()}]
-    if resumed is not None and (resumed[1]["epochs_done"], resumed[1]["batch"]) > (
-            config.n_epochs, 0):
+    if resumed is not None:
         epochs_done, batch = resumed[1]["epochs_done"], resumed[1]["batch"]
-        where = f"in epoch {epochs_done + 1}" if batch else f"after epoch {epochs_done}"
-        raise ArgumentError(f"--n_epochs {config.n_epochs}: the checkpoint is {where}, past "
-                            "it; give a larger --n_epochs, or resume an earlier checkpoint")
-    if resumed is not None and resumed[1]["epochs_done"] >= config.n_epochs and (
-            folders.weights / "generator_final.pth").is_file():
-        print(f"run {folders.name} has finished its {config.n_epochs} epochs; its weights are in "
-              f"{folders.weights}/; give a larger --n_epochs to train it further")
-        return 0
+        if (epochs_done, batch) > (config.n_epochs, 0):
+            where = f"in epoch {epochs_done + 1}" if batch else f"after epoch {epochs_done}"
+            raise ArgumentError(f"--n_epochs {config.n_epochs}: the checkpoint is {where}, past "
+                                "it; give a larger --n_epochs, or resume an earlier checkpoint")
+        if epochs_done >= config.n_epochs and (folders.weights / "generator_final.pth").is_file():
+            print(f"run {folders.name} has finished its {config.n_epochs} epochs; its weights "
+                  f"are in {folders.weights}/; give a larger --n_epochs to train it further")
+            return 0
     lock = RunLock(folders)
     try:
         if restart:
