@@ -46,9 +46,9 @@ def test_shipped_scores_are_the_history_s_last_row_and_the_readme_s(
     for column in ("fid", "kid", "inception_score", "precision", "recall", "coverage"):
         # evaluate.py in its own process: the same scores up to float rounding (1e-8 here)
         assert result["model"][column] == pytest.approx(last[column], rel=1e-6), column
-    row = (f"| **50** | {'**ema**' if generator == 'ema' else 'raw'} | "
-           f"{'**{:.1f}**' if generator == 'ema' else '{:.1f}'}").format(result["model"]["fid"])
-    assert row in (REPO / "README.md").read_text()
+    fid = f"{result['model']['fid']:.1f}"
+    row = "| **50** | **ema** | **{}** |" if generator == "ema" else "| **50** | raw | {} |"
+    assert row.format(fid) in (REPO / "README.md").read_text()  # the table's epoch-50 rows
     netG = load_generator(WEIGHTS / weights)
     assert not netG.training
     assert netG(torch.zeros(2, 100, 1, 1)).shape == (2, 1, 28, 28)
