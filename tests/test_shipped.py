@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from tests.conftest import REPO
-from utils.checkpoint import load_generator
+from utils.checkpoint import load_generator, load_judge
+from utils.metrics import digit_shares, generate_images, judge_images
 
 RESULTS, WEIGHTS = REPO / "results", REPO / "weights"
 
@@ -49,13 +50,22 @@ def test_shipped_scores_are_the_history_s_last_row_and_the_readme_s(
     fid = f"{result['model']['fid']:.1f}"
     row = "| **50** | **ema** | **{}** |" if generator == "ema" else "| **50** | raw | {} |"
     assert row.format(fid) in (REPO / "README.md").read_text()  # the table's epoch-50 rows
-    netG = load_generator(WEIGHTS / weights)
-    assert not netG.training
-    assert netG(torch.zeros(2, 100, 1, 1)).shape == (2, 1, 28, 28)
+    # The file is the one scored: the first 2,000 of evaluate.py's samples (its seed, 0) get
+    # about the same judge confidence and digit mix as all 10,000 did.
+    images = generate_images(load_generator(WEIGHTS / weights), 2_000, result["seed"], nz=100)
+    _, probabilities = judge_images(load_judge(WEIGHTS / "judge.pth"), images)
+    confidence = probabilities.max(1).values.mean().item()
+    assert confidence == pytest.approx(result["model"]["judge_confidence"], abs=0.01)
+    torch.testing.assert_close(digit_shares(probabilities),
+                               torch.tensor(result["model"]["digit_shares"], dtype=torch.float64),
+                               rtol=0, atol=0.03)
 
 
 def test_the_average_is_the_better_shipped_generator_as_the_readme_says() -> None:
     raw, ema = scores("evaluation.json")["model"], scores("evaluation_ema.json")["model"]
     assert ema["fid"] <= 0.8 * raw["fid"]  # issue #13: at least 20% lower
+    final, average = (torch.load(WEIGHTS / name, weights_only=True)
+                      for name in ("generator_final.pth", "generator_ema.pth"))
+    assert not torch.equal(final["main.0.weight"], average["main.0.weight"])  # not a copy
     readme = (REPO / "README.md").read_text()
     assert f"FID {ema['fid']:.1f} against the generator's {raw['fid']:.1f}" in readme
