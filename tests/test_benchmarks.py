@@ -45,5 +45,10 @@ def test_bench_train_quick_reports_each_mode() -> None:
     speeds = {mode: int(speed) for mode, speed, _ in rows}
     baseline = max(speeds["textbook-0"], speeds["textbook-2"])
     for _, speed, ratio in rows:  # each ratio is to the faster textbook loop
-        assert float(ratio) == pytest.approx(int(speed) / baseline, abs=0.01 + 1 / baseline)
+        # the table rounds speeds to whole images/s and ratios to 0.01, so a slow CPU's
+        # 10 and 3 images/s may truly be 10.4 and 3.2 (ratio 3.25): bound what they allow
+        low = (int(speed) - 0.5) / (baseline + 0.5)
+        high = (int(speed) + 0.5) / max(baseline - 0.5, 1e-9)
+        assert low - 0.005 <= float(ratio) <= high + 0.005
+    assert max(ratio for mode, _, ratio in rows if mode.startswith("textbook")) == "1.00"
     assert "appended" not in result.stdout  # --quick leaves RESULTS.md alone
