@@ -16,13 +16,13 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.conftest import REPO, RUN, output_flags, run_script, run_train, short_run_flags
+from tests.conftest import NARROW, REPO, RUN, output_flags, run_script, run_train, short_run_flags
 from tests.test_train import readme_snippets, run_snippet
 from utils.checkpoint import load_generator, load_judge
 from utils.visualize import digit_probabilities
 
-EVERY_PATH = ["--save_interval", "1", "--eval_interval", "1", "--sample_interval", "2",
-              "--eval_samples", "64", "--batch_size", "16"]
+EVERY_PATH = [*NARROW, "--save_interval", "1", "--eval_interval", "1", "--sample_interval",
+              "2", "--eval_samples", "64", "--batch_size", "16"]
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
 
 

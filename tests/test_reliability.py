@@ -20,12 +20,21 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from models import Discriminator, Generator
-from tests.conftest import REPO, RUN, output_flags, run_train, start_train, wait_for_rows, write_idx
+from tests.conftest import (
+    NARROW,
+    REPO,
+    RUN,
+    output_flags,
+    run_train,
+    start_train,
+    wait_for_rows,
+    write_idx,
+)
 from utils.checkpoint import CheckpointError, load_generator, load_state_dict_from
 
 # 3 epochs of 13 batches (200 synthetic images, batch 16), a checkpoint every 4 batches,
 # an evaluation every 2 epochs and after the last.
-LONG_RUN = ["--n_epochs", "3", "--batch_size", "16", "--checkpoint_interval", "4",
+LONG_RUN = [*NARROW, "--n_epochs", "3", "--batch_size", "16", "--checkpoint_interval", "4",
             "--keep_checkpoints", "100", "--save_interval", "1", "--sample_interval", "5",
             "--eval_interval", "2", "--eval_samples", "64", "--device", "cpu"]
 N_STEPS = 39
@@ -359,9 +368,9 @@ def test_the_wrong_network_is_named(short_run: Path, tmp_path: Path) -> None:
 def test_a_full_disk_is_one_line_and_keeps_complete_files(
     long_run: Callable, tmp_path: Path
 ) -> None:
-    # Files over 20 MB cannot be written: the first checkpoint (step 4, about 46 MB) fails as
+    # Files over 3 MB cannot be written: the first checkpoint (step 4, about 6.3 MB) fails as
     # it would on a full disk (Python ignores SIGXFSZ, so the write raises "File too large").
-    limit = 20_000_000
+    limit = 3_000_000
     result = subprocess.run(
         [sys.executable, str(REPO / "train.py"), *long_run(tmp_path)], cwd=REPO,
         capture_output=True, text=True, timeout=300,

@@ -18,6 +18,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.conftest import (
+    NARROW,
     REPO,
     RUN,
     output_flags,
@@ -32,7 +33,8 @@ from utils.files import append_line, atomic_path
 from utils.recorder import TrainingRecorder
 from utils.run_folders import LOCK_NAME, latest_run
 
-QUICK = ["--batch_size", "16", "--eval_interval", "0", "--ema_decay", "0", "--device", "cpu"]
+QUICK = [*NARROW, "--batch_size", "16", "--eval_interval", "0", "--ema_decay", "0",
+         "--device", "cpu"]
 
 
 def quick_flags(mnist_root: Path, out: Path) -> list[str]:
@@ -107,15 +109,15 @@ def test_a_first_run_in_a_clone_leaves_the_shipped_files_alone(
     (clone / "weights").mkdir(parents=True)
     (clone / "results").mkdir()
     for name in ("generator_final.pth", "generator_ema.pth", "discriminator_final.pth"):
-        shutil.copy(short_run / "weights" / RUN / name, clone / "weights" / name)
+        shutil.copy(REPO / "weights" / name, clone / "weights" / name)  # the shipped model
     for name in ("epoch_2_final.png", "training_data.csv", "config.json"):
         shutil.copy(short_run / "results" / RUN / name, clone / "results" / name)
     for name in ("evaluation.json", "evaluation_ema.json"):
         (clone / "results" / name).write_text('{"shipped": true}\n')
     shipped = snapshot(clone)
 
-    result = run_train("--n_epochs", "1", "--limit_batches", "3", "--batch_size", "16",
-                       "--eval_samples", "64", "--data_dir", str(mnist_root), "--judge",
+    result = run_train(*NARROW, "--n_epochs", "1", "--limit_batches", "3", "--batch_size",
+                       "16", "--eval_samples", "64", "--data_dir", str(mnist_root), "--judge",
                        str(tiny_judge), "--device", "cpu", cwd=clone)  # default folders
     assert result.returncode == 0, result.stderr
     assert {k: v for k, v in snapshot(clone).items() if k in shipped} == shipped
@@ -329,8 +331,8 @@ def test_a_full_disk_under_the_tensorboard_thread_is_one_line(hook: str, tmp_pat
 
 
 def test_a_missing_judge_warns_and_trains(mnist_root: Path, tmp_path: Path) -> None:
-    result = run_train("--n_epochs", "1", "--limit_batches", "2", "--batch_size", "16",
-                       "--save_interval", "1", "--eval_samples", "64", "--data_dir",
+    result = run_train(*NARROW, "--n_epochs", "1", "--limit_batches", "2", "--batch_size",
+                       "16", "--save_interval", "1", "--eval_samples", "64", "--data_dir",
                        str(mnist_root), "--judge", str(tmp_path / "nowhere.pth"), "--device",
                        "cpu", *output_flags(tmp_path))
     assert result.returncode == 0, result.stderr
