@@ -143,7 +143,8 @@ def test_signal_finishes_the_batch_checkpoints_and_tells_how_to_resume(
 
 
 def test_second_interrupt_exits_at_once(long_run: Callable, tmp_path: Path) -> None:
-    process = start_train(*long_run(tmp_path), "--batch_size", "64")
+    # full width: the batch in flight must outlast the second Ctrl-C
+    process = start_train(*long_run(tmp_path), "--batch_size", "64", "--ngf", "64", "--ndf", "64")
     wait_for_rows(tmp_path / "results" / RUN / "training_data.csv", 2, process)
     process.send_signal(signal.SIGINT)
     for line in process.stderr:  # wait until the first interrupt was taken

@@ -160,7 +160,8 @@ def test_a_run_in_progress_is_refused_to_a_second_train_py_and_freed_at_its_end(
     mnist_root: Path, tmp_path: Path
 ) -> None:
     flags = [*quick_flags(mnist_root, tmp_path), "--run_name", "busy"]
-    running = start_train(*flags, "--n_epochs", "3", "--checkpoint_interval", "2")
+    # far more epochs than it can train before it is killed below, however fast the machine
+    running = start_train(*flags, "--n_epochs", "1000", "--checkpoint_interval", "2")
     wait_for_rows(tmp_path / "results" / "busy" / "training_data.csv", 3, running)
     second = run_train(*flags, "--resume", "auto")
     assert second.returncode == 1
@@ -172,9 +173,11 @@ def test_a_run_in_progress_is_refused_to_a_second_train_py_and_freed_at_its_end(
     assert "--run_name busy: " in last_line(taken) and "already holds a run" in last_line(taken)
     running.send_signal(signal.SIGKILL)  # the lock dies with the process
     running.communicate()
-    resumed = run_train(*flags, "--resume", "auto")
+    newest = sorted((tmp_path / "weights" / "busy").glob("checkpoint_step_*.pth"))[-1]
+    epochs = torch.load(newest, weights_only=True)["epochs_done"] + 1  # just finish its epoch
+    resumed = run_train(*flags, "--resume", "auto", "--n_epochs", str(epochs))
     assert resumed.returncode == 0, resumed.stderr
-    assert "resuming run busy from " in resumed.stdout
+    assert f"resuming run busy from {newest}" in resumed.stdout
 
 
 # --- 4. only the program's own temporary files are removed ---
