@@ -2,13 +2,14 @@
 
 A checkpoint (``weights/checkpoint_step_{S}.pth``) holds everything needed to continue a
 run exactly; a weights file is a plain state dict. ``load_state_dict_from`` reads either,
-with or without the prefixes that ``torch.compile`` and ``DataParallel`` add to the names.
+with or without the prefix that ``torch.compile`` adds to the names.
 """
 
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
 from models import Discriminator, Generator, Judge
 from utils.errors import UserError
@@ -16,7 +17,6 @@ from utils.files import atomic_path
 
 CHECKPOINT_FORMAT = "dcgan-mnist-checkpoint-v1"
 CHECKPOINT_GLOB = "checkpoint_step_*.pth"
-PREFIXES = ("_orig_mod.", "module.")  # added by torch.compile and (Distributed)DataParallel
 
 
 class CheckpointError(UserError):
@@ -114,8 +114,8 @@ def _is_state_dict(obj: object) -> bool:
 def load_state_dict_from(path: str | Path, kind: str) -> dict[str, Tensor]:
     """The ``kind`` (``"generator"`` or ``"discriminator"``) state dict stored in ``path``.
 
-    ``path`` may be a plain state dict or a checkpoint; name prefixes from
-    ``torch.compile`` or ``DataParallel`` are removed.
+    ``path`` may be a plain state dict or a checkpoint; the name prefix of a
+    ``torch.compile``d network's state dict is removed.
 
     Raises:
         CheckpointError: unreadable file, or weights of the other network or another model.
@@ -136,13 +136,10 @@ def load_state_dict_from(path: str | Path, kind: str) -> dict[str, Tensor]:
 
 
 def _strip_prefixes(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    """``state`` with the name prefixes of ``torch.compile`` and ``DataParallel`` removed."""
-    stripped = {}
-    for key, value in state.items():
-        for prefix in PREFIXES:
-            key = key.removeprefix(prefix)
-        stripped[key] = value
-    return stripped
+    """``state`` without the ``_orig_mod.`` name prefix of a ``torch.compile``d network."""
+    state = dict(state)
+    consume_prefix_in_state_dict_if_present(state, "_orig_mod.")
+    return state
 
 
 def _parameter_names(kind: str) -> set[str]:

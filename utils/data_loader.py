@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 from torchvision.datasets import MNIST
 
 from utils.errors import UserError
@@ -111,55 +111,13 @@ def check_idx_file(path: Path, item_shape: tuple[int, ...]) -> int:
     return shape[0]
 
 
-class TensorImages(Dataset):
-    """A dataset over one in-memory image tensor that hands out whole batches.
-
-    ``DataLoader`` calls ``__getitems__`` with a batch of indices, so a batch costs one
-    indexing operation instead of one Python call per image.
-    """
-
-    def __init__(self, images: Tensor) -> None:
-        self.images = images
-
-    def __len__(self) -> int:
-        """Number of images."""
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> Tensor:
-        """One image ``(1, 28, 28)``."""
-        return self.images[index]
-
-    def __getitems__(self, indices: list[int]) -> Tensor:
-        """A batch ``(len(indices), 1, 28, 28)``."""
-        return self.images[indices]
-
-
-def _as_batch(batch: Tensor) -> Tensor:
-    """Collate function: ``__getitems__`` has already built the batch."""
-    return batch
-
-
-def make_loader(
-    images: Tensor,
-    batch_size: int,
-    generator: torch.Generator,
-    num_workers: int = 0,
-    shuffle: bool = True,
-    pin_memory: bool = False,
-) -> DataLoader:
+def make_loader(images: Tensor, batch_size: int, generator: torch.Generator) -> DataLoader:
     """Batches of ``images`` in a new random order each epoch, drawn from ``generator``.
 
-    The last batch of an epoch is kept even if smaller. Saving and restoring
-    ``generator``'s state restores the order of the epochs that follow. ``pin_memory``
-    (faster copies to a GPU) applies only to images on the CPU: only those can be pinned.
+    The last batch of an epoch is kept even if smaller. Each batch is one indexing of
+    ``images`` (the batch sampler hands the loader a list of indices at a time), so it
+    stays on ``images``' device. Saving and restoring ``generator``'s state restores the
+    order of the epochs that follow.
     """
-    return DataLoader(
-        TensorImages(images),
-        batch_size=batch_size,
-        shuffle=shuffle,
-        generator=generator,
-        num_workers=num_workers,
-        collate_fn=_as_batch,
-        pin_memory=pin_memory and images.device.type == "cpu",
-        persistent_workers=num_workers > 0,
-    )
+    sampler = BatchSampler(RandomSampler(images, generator=generator), batch_size, False)
+    return DataLoader(images, batch_size=None, sampler=sampler, generator=generator)

@@ -1,6 +1,7 @@
 """Writing files so that a crash or a full disk never leaves a half-written one."""
 
 import os
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -11,7 +12,7 @@ TEMPORARY_GLOB = ".*.tmp"  # the names atomic_path writes to first
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; move it onto ``path`` when the block succeeds.
+    """Yield a new temporary path beside ``path``; move it onto ``path`` when the block succeeds.
 
     ``os.replace`` is atomic on POSIX and Windows, so readers see either the old
     complete file or the new complete file. On an exception the temporary file is removed
@@ -19,7 +20,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     ``OSError`` naming ``path``, not the temporary file.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")  # matches TEMPORARY_GLOB
+    # A name of its own (matching TEMPORARY_GLOB), so two writers of one file never share it.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
         yield tmp
         os.replace(tmp, path)

@@ -1,20 +1,24 @@
-"""Stopping cleanly on Ctrl-C (SIGINT) or SIGTERM."""
+"""Stopping cleanly on Ctrl-C (SIGINT), SIGTERM, or SIGHUP (the terminal closed)."""
 
 import os
 import signal
 import sys
 from types import FrameType, TracebackType
 
+# SIGHUP: the terminal or SSH session closed (POSIX only).
+SIGNALS = [signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])]
+
 
 class GracefulStop:
-    """Turn the first SIGINT or SIGTERM into a request to stop; exit at once on a second.
+    """Turn the first SIGINT, SIGTERM or SIGHUP into a request to stop; exit at once on a second.
 
     Within the block, the first signal only sets ``signum``, so the training loop can finish
     its batch, write a checkpoint and exit; a second one exits at once.
 
     Exiting at once is safe because every file is written atomically (``utils/files.py``): the
     last complete checkpoint stays as it was. The exit status is 128 + the signal number, the
-    shell's convention: 130 for SIGINT, 143 for SIGTERM.
+    shell's convention: 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP. SIGQUIT keeps its
+    default, a core dump at once: it is the user's way to quit without a checkpoint.
     """
 
     def __init__(self) -> None:
@@ -22,7 +26,7 @@ class GracefulStop:
         self._previous: dict[int, object] = {}
 
     def __enter__(self) -> "GracefulStop":
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in SIGNALS:
             self._previous[signum] = signal.signal(signum, self._handle)
         return self
 

@@ -55,9 +55,9 @@ class TrainingRecorder:
     Args:
         results_dir: folder of the CSVs, JSON and curves (the run's own).
         run_log_dir: TensorBoard folder of this run.
-        resume_step: continue a run whose checkpoint was taken after this step: rows and
-            events of later steps (written after the checkpoint) are dropped, and so is an
-            incomplete last row. ``None`` starts afresh.
+        resume_step: the step of the checkpoint the run continues from (0 for a new run):
+            rows and events of later steps (written after it) are dropped, and so is an
+            incomplete last row.
         flush_every: steps between read-backs.
 
     Raises:
@@ -65,7 +65,7 @@ class TrainingRecorder:
     """
 
     def __init__(
-        self, results_dir: Path, run_log_dir: Path, resume_step: int | None = None,
+        self, results_dir: Path, run_log_dir: Path, resume_step: int = 0,
         flush_every: int = 1,
     ) -> None:
         self.flush_every = flush_every
@@ -75,13 +75,10 @@ class TrainingRecorder:
         self.curves_path = results_dir / "training_curves.png"
         self.evaluation_path = results_dir / "evaluation_history.csv"
         self.rows = start_csv(self.csv_path, COLUMNS, resume_step)
-        if resume_step is not None:
-            add_generator_column(self.evaluation_path)
         start_csv(self.evaluation_path, EVALUATION_COLUMNS, resume_step)
         self._csv_file = open(self.csv_path, "ab", buffering=0)  # noqa: SIM115 (closed in close())
         self.log_dir = run_log_dir
-        purge_step = None if resume_step is None else resume_step + 1
-        self.tensorboard = SummaryWriter(str(run_log_dir), purge_step=purge_step)
+        self.tensorboard = SummaryWriter(str(run_log_dir), purge_step=resume_step + 1)
 
     def _tensorboard(self, write: Callable, *args: object) -> None:
         """Call a ``SummaryWriter`` method; a failed write names the log folder."""
@@ -180,10 +177,10 @@ def column_types(columns: tuple[str, ...]) -> list[type]:
             else float for column in columns]
 
 
-def start_csv(path: Path, columns: tuple[str, ...], resume_step: int | None) -> list[list]:
+def start_csv(path: Path, columns: tuple[str, ...], resume_step: int) -> list[list]:
     """Start the CSV log ``path``, or on resume keep its rows up to ``resume_step``.
 
-    A new run (or a missing or empty file) gets just the header. On resume, rows after the
+    A missing or empty file gets just the header. On resume, rows after the
     checkpoint's step, and an incomplete last line (a crash or full disk mid-write), are
     dropped: they will be written again. Returns the kept rows, each value read as
     ``column_types`` says.
@@ -192,7 +189,7 @@ def start_csv(path: Path, columns: tuple[str, ...], resume_step: int | None) -> 
         LogFileError: the header or a kept line is not what this program writes.
     """
     header = ",".join(columns) + "\n"
-    text = path.read_text(errors="replace") if resume_step is not None and path.exists() else ""
+    text = path.read_text(errors="replace") if path.exists() else ""
     if not text:
         with atomic_path(path) as tmp:
             tmp.write_text(header)
@@ -220,24 +217,6 @@ def start_csv(path: Path, columns: tuple[str, ...], resume_step: int | None) -> 
         with atomic_path(path) as tmp:
             tmp.write_text("".join(kept))
     return rows
-
-
-def add_generator_column(path: Path) -> None:
-    """Give an evaluation history written before ``--ema_decay`` its ``generator`` column.
-
-    Every row of such a file scored the generator itself: each gets ``raw``.
-    """
-    at = EVALUATION_COLUMNS.index("generator")
-    old_header = ",".join(EVALUATION_COLUMNS[:at] + EVALUATION_COLUMNS[at + 1:]) + "\n"
-    lines = path.read_text(errors="replace").splitlines(keepends=True) if path.exists() else []
-    if not lines or lines[0] != old_header:
-        return
-    upgraded = [",".join(EVALUATION_COLUMNS) + "\n"]
-    for line in lines[1:]:
-        values = line.split(",")
-        upgraded.append(",".join([*values[:at], "raw", *values[at:]]))
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(upgraded))
 
 
 def quiet_tensorboard_thread(args: threading.ExceptHookArgs) -> None:

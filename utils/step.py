@@ -1,8 +1,7 @@
-"""One DCGAN training step (D update, then G update), and its faster twin ``FastStep``."""
+"""One DCGAN training step: D update, then G update."""
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -50,7 +49,7 @@ def gan_step(
     losses are always computed in float32.
 
     Returns the five numbers of ``STAT_NAMES`` as one tensor on the batch's device, so that
-    a GPU need not wait for them (``stats_to_dict`` reads them back):
+    a GPU need not wait for them (the recorder reads many back at once):
         D_loss: -log D(x) - log(1 - D(G(z))), batch means;
         G_loss: -log D(G(z)) (non-saturating);
         D(x): mean score of the real batch (1 = D is sure they are real);
@@ -83,36 +82,3 @@ def gan_step(
 
     return torch.stack([loss_D, loss_G, d_real.mean(), d_fake.mean(), d_fake_post.mean()]
                        ).detach()
-
-
-def stats_to_dict(stats: Tensor) -> dict[str, float]:
-    """The numbers of one ``gan_step`` as a dict keyed by ``STAT_NAMES`` (waits for them)."""
-    return dict(zip(STAT_NAMES, stats.tolist(), strict=True))
-
-
-class FastStep:
-    """``gan_step`` with the speed-ups that compute the same thing; changes nothing it is given.
-
-    - ``memory_format``: each batch is converted to it (pass the format the networks were
-      put in; ``utils.device.fastest_memory_format`` says which is fastest);
-    - ``amp``: the networks run under bfloat16 autocast; losses, BatchNorm running
-      statistics and the weights stay float32;
-    - ``compile``: both networks go through ``torch.compile``; the modules passed in stay the
-      plain ones (and share their parameters), for sampling and saving.
-    """
-
-    def __init__(self, netG: nn.Module, netD: nn.Module, optimizer_G: Optimizer,
-                 optimizer_D: Optimizer, nz: int, device: torch.device,
-                 memory_format: torch.memory_format = torch.preserve_format,
-                 amp: bool = False, compile: bool = False) -> None:
-        self.device, self.nz, self.memory_format = device, nz, memory_format
-        self.optimizers = (optimizer_G, optimizer_D)
-        self.autocast = (partial(torch.autocast, device.type, dtype=torch.bfloat16) if amp
-                         else nullcontext)
-        self.netG = torch.compile(netG) if compile else netG
-        self.netD = torch.compile(netD) if compile else netD
-
-    def __call__(self, real: Tensor) -> Tensor:
-        """Train on one batch of real images; returns ``gan_step``'s statistics tensor."""
-        real = real.to(self.device, non_blocking=True, memory_format=self.memory_format)
-        return gan_step(self.netG, self.netD, *self.optimizers, real, self.nz, self.autocast)

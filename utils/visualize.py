@@ -1,6 +1,6 @@
 """Sampling from a generator: grids, latent interpolation, chosen digits (files: visualization.py).
 
-Fixed-noise grids, lerp and slerp paths between latent points, the judge's choice of digit
+Fixed-noise grids, spherical paths between latent points, the judge's choice of digit
 endpoints, and rejection sampling of one digit. Every function here runs a generator; the
 model-free image and plot helpers are in ``utils/visualization.py``.
 """
@@ -8,15 +8,12 @@ model-free image and plot helpers are in ``utils/visualization.py``.
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
 from utils.errors import UserError
 from utils.visualization import save_image_grid
-
-Interpolation = Literal["slerp", "lerp"]
 
 
 class DigitNotFoundError(UserError):
@@ -53,71 +50,43 @@ def generate_fixed_noise_grid(
     return images
 
 
-def lerp(z0: Tensor, z1: Tensor, t: Tensor) -> Tensor:
-    """Straight-line interpolation ``(1 - t) z0 + t z1`` for each ``t`` of shape ``(T,)``.
-
-    ``z0`` and ``z1`` have the same shape ``S``; the result has shape ``(T, *S)``.
-    """
-    t = t.view(-1, *([1] * z0.dim()))
-    return (1 - t) * z0 + t * z1
-
-
 def slerp(z0: Tensor, z1: Tensor, t: Tensor) -> Tensor:
     """Spherical interpolation along the great circle from ``z0`` to ``z1``.
 
-    Gaussian latents concentrate near a sphere of radius sqrt(nz); the straight line
-    between two of them passes well inside it, where the generator saw no training noise,
-    while this path keeps a typical norm (White, "Sampling Generative Networks", 2016).
-    Falls back to ``lerp`` for (nearly) parallel vectors. Shapes as in ``lerp``.
+    ``z0`` and ``z1`` have the same shape ``S``; for each ``t`` of shape ``(T,)`` the result,
+    of shape ``(T, *S)``, holds one point of the path. Gaussian latents concentrate near a
+    sphere of radius sqrt(nz); the straight line between two of them passes well inside it,
+    where the generator saw no training noise, while this path keeps a typical norm (White,
+    "Sampling Generative Networks", 2016). (Nearly) parallel vectors get the straight line.
     """
-    a, b = z0.flatten(), z1.flatten()
-    cos_omega = torch.dot(a, b) / (a.norm() * b.norm())
-    omega = torch.acos(cos_omega.clamp(-1.0, 1.0))
-    if torch.sin(omega).abs() < 1e-6:
-        return lerp(z0, z1, t)
     t = t.view(-1, *([1] * z0.dim()))
+    a, b = z0.flatten(), z1.flatten()
+    omega = torch.acos((torch.dot(a, b) / (a.norm() * b.norm())).clamp(-1.0, 1.0))
+    if torch.sin(omega).abs() < 1e-6:
+        return (1 - t) * z0 + t * z1
     return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
 
 
-def interpolation_noise(
-    endpoints: Tensor, n_steps: int = 10, method: Interpolation = "slerp"
-) -> Tensor:
-    """Noise for an interpolation grid: each row a path between two latent points.
-
-    Args:
-        endpoints: ``(2, rows, nz, 1, 1)``, the start and end point of each row.
-        n_steps: images per row, both endpoints included.
-        method: ``"slerp"`` (spherical) or ``"lerp"`` (linear).
-
-    Returns:
-        ``(rows * n_steps, nz, 1, 1)``, row after row.
-    """
-    interpolate = {"slerp": slerp, "lerp": lerp}[method]
-    t = torch.linspace(0, 1, n_steps, device=endpoints.device)
-    rows = [interpolate(start, end, t) for start, end in zip(*endpoints, strict=True)]
-    return torch.cat(rows)
-
-
 @torch.no_grad()
-def save_interpolation_grid(
-    netG: nn.Module,
-    endpoints: Tensor,
-    path: str | Path,
-    n_steps: int = 10,
-    method: Interpolation = "slerp",
-) -> Tensor:
-    """Save a grid whose rows morph one generated digit into another.
+def save_interpolation_grid(netG: nn.Module, endpoints: Tensor, path: str | Path,
+                            n_steps: int = 10) -> Tensor:
+    """Save a grid whose rows morph one generated digit into another, along ``slerp`` paths.
 
-    ``endpoints`` is ``(2, rows, nz, 1, 1)``; see ``interpolation_noise``. Returns the images
+    ``endpoints`` is ``(2, rows, nz, 1, 1)``: the start and end point of each row; each row
+    has ``n_steps`` images, both endpoints included. Returns the images
     ``(rows * n_steps, 1, 28, 28)``.
     """
-    images = netG(interpolation_noise(endpoints, n_steps, method).to(device_of(netG)))
+    t = torch.linspace(0, 1, n_steps, device=endpoints.device)
+    noise = torch.cat([slerp(start, end, t) for start, end in zip(*endpoints, strict=True)])
+    images = netG(noise.to(device_of(netG)))
     save_image_grid(images, path, nrow=n_steps)
     return images
 
 
 # Rows of the interpolation images: the first runs 1 -> 7, the original README's example.
 DIGIT_PAIRS = ((1, 7), (0, 8), (2, 3), (4, 9), (5, 6), (3, 8), (6, 0), (7, 2))
+INTERPOLATION_ROWS = len(DIGIT_PAIRS)
+POOL_SIZE = 1024  # latent points among which the judge picks each digit's surest
 
 
 @torch.no_grad()
@@ -127,14 +96,17 @@ def digit_probabilities(netG: nn.Module, judge: nn.Module, noise: Tensor) -> Ten
     return judge(images.to(device_of(judge))).softmax(1).cpu()
 
 
-def digit_endpoints(netG: nn.Module, judge: nn.Module, pool: Tensor,
+def digit_endpoints(netG: nn.Module, judge: nn.Module, seed: int,
                     pairs: tuple[tuple[int, int], ...] = DIGIT_PAIRS) -> Tensor:
     """Interpolation endpoints ``(2, len(pairs), nz, 1, 1)`` that run between chosen digits.
 
-    For each pair ``(a, b)`` the start is the latent point of ``pool`` ``(M, nz, 1, 1)`` whose
+    For each pair ``(a, b)`` the start is the latent point of a pool of ``POOL_SIZE``, drawn
+    from ``seed`` by a generator of its own (the global random state is untouched), whose
     image the judge finds most surely an ``a``, the end the one most surely a ``b``. The
-    endpoints are on ``pool``'s device.
+    endpoints are on ``netG``'s device.
     """
+    pool = torch.randn(POOL_SIZE, netG.nz, 1, 1, generator=torch.Generator().manual_seed(seed))
+    pool = pool.to(device_of(netG))
     probabilities = digit_probabilities(netG, judge, pool)
     # per digit: the pool index of its most confident image
     best = probabilities.argmax(0).to(pool.device)
