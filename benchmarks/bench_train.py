@@ -16,6 +16,8 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -31,7 +33,7 @@ from utils.data_loader import load_mnist, make_loader, to_model_range
 from utils.device import amp_supported, fastest_memory_format, resolve_device
 from utils.errors import UserError
 from utils.provenance import describe_machine
-from utils.step import FastStep
+from utils.step import gan_step
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 TEXTBOOK_TRANSFORM = transforms.Compose([transforms.ToTensor(),
@@ -79,21 +81,22 @@ def textbook_mode(dataset: torch.utils.data.Dataset, batch_size: int, workers: i
 
 def repository_mode(images: torch.Tensor, batch_size: int, device: torch.device, amp: bool,
                     compile: bool) -> Callable[[], None]:
-    """One batch of train.py's training path (FastStep over the in-memory loader), per call."""
+    """One batch of train.py's training path (gan_step over the in-memory loader), per call."""
     torch.manual_seed(0)
     memory_format = fastest_memory_format(device)  # as train.py builds the networks
     netG = Generator().to(device, memory_format=memory_format)
     netD = Discriminator().to(device, memory_format=memory_format)
     opt_G = Adam(netG.parameters(), 2e-4, betas=(0.5, 0.999))
     opt_D = Adam(netD.parameters(), 2e-4, betas=(0.5, 0.999))
-    train_step = FastStep(netG, netD, opt_G, opt_D, 100, device, memory_format, amp=amp,
-                          compile=compile)
+    autocast = partial(torch.autocast, device.type, dtype=torch.bfloat16) if amp else nullcontext
+    stepG, stepD = (torch.compile(netG), torch.compile(netD)) if compile else (netG, netD)
     batches = cycle(make_loader(images.to(device), batch_size, torch.Generator().manual_seed(0)))
     pending: list[torch.Tensor] = []
     flush_every = 1 if device.type == "cpu" else 50  # as train.py reads statistics back
 
     def step() -> None:
-        pending.append(train_step(next(batches)))
+        real = next(batches).to(memory_format=memory_format)
+        pending.append(gan_step(stepG, stepD, opt_G, opt_D, real, 100, autocast))
         if len(pending) >= flush_every:
             torch.stack(pending).tolist()
             pending.clear()

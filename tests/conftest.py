@@ -1,9 +1,17 @@
-"""Shared fixtures: tiny MNIST-format files and one short training run."""
+"""Shared fixtures: tiny MNIST-format files, a tiny judge, one short training run.
 
+The scripts run in-process through their ``main(argv)`` (``call``), except where the
+process itself is what is tested: signals, kills, locks, two at once (``start_train``).
+"""
+
+import io
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -59,18 +67,54 @@ def mnist_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def run_script(script: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run one of the repository's scripts with ``args``; output captured as text."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, str(REPO / script), *args],
-        cwd=cwd or REPO, env=env, capture_output=True, text=True, timeout=600,
-    )
+@dataclass
+class Result:
+    """What a script's ``main`` returned and printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
 
 
-def run_train(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run ``train.py`` with ``args`` in a subprocess; output captured as text."""
-    return run_script("train.py", *args, cwd=cwd)
+def call(main: Callable[[list[str]], int], *args: str, cwd: Path | None = None) -> Result:
+    """Run a script's ``main(args)`` in this process (in ``cwd``), capturing what it prints."""
+    out, err, here = io.StringIO(), io.StringIO(), Path.cwd()
+    os.chdir(cwd or here)
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exit:  # argparse: --help, or a bad flag
+                code = exit.code
+    finally:
+        os.chdir(here)
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def run_train(*args: str, cwd: Path | None = None) -> Result:
+    """``train.py``'s ``main(args)``, in this process."""
+    import train
+
+    return call(train.main, *args, cwd=cwd)
+
+
+def run_script(script: str, *args: str, cwd: Path | None = None) -> Result:
+    """The ``main(args)`` of ``evaluate.py``, ``generate.py`` or ``train_judge.py``, in-process."""
+    import evaluate
+    import generate
+    import train_judge
+
+    main = {"evaluate.py": evaluate.main, "generate.py": generate.main,
+            "train_judge.py": train_judge.main, "train.py": None}[script]
+    return call(main, *args, cwd=cwd) if main else run_train(*args, cwd=cwd)
+
+
+def run_process(script: str, *args: str, cwd: Path | None = None,
+                **kwargs: object) -> subprocess.CompletedProcess:
+    """Run one of the repository's scripts in a new Python process; output captured as text."""
+    return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd or REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
+                          text=True, timeout=600, **kwargs)
 
 
 def start_train(*args: str) -> subprocess.Popen:
@@ -129,8 +173,13 @@ def short_run_flags(mnist_root: Path, judge: Path, out: Path) -> list[str]:
 @pytest.fixture(scope="session")
 def short_run(mnist_root: Path, tiny_judge: Path,
               tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The output folder of one short training run on the synthetic MNIST."""
+    """The output folder of one short training run on the synthetic MNIST.
+
+    The suite's one ``python train.py`` as a user types it, in a process of its own; what it
+    printed is in ``stdout.txt`` beside its folders.
+    """
     out = tmp_path_factory.mktemp("run")
-    result = run_train(*short_run_flags(mnist_root, tiny_judge, out))
+    result = run_process("train.py", *short_run_flags(mnist_root, tiny_judge, out))
     assert result.returncode == 0, result.stderr
+    (out / "stdout.txt").write_text(result.stdout)
     return out

@@ -11,7 +11,7 @@ from torch.optim import Adam
 
 from models import Discriminator, Generator
 from utils.device import DeviceUnavailableError, resolve_device
-from utils.step import FAKE, STAT_NAMES, FastStep, bce, gan_step, stats_to_dict
+from utils.step import FAKE, STAT_NAMES, bce, gan_step
 
 
 def make_gan(seed: int = 0) -> tuple:
@@ -22,7 +22,8 @@ def make_gan(seed: int = 0) -> tuple:
 
 
 def step(netG, netD, opt_G, opt_D, real) -> dict[str, float]:  # noqa: ANN001
-    return stats_to_dict(gan_step(netG, netD, opt_G, opt_D, real, nz=100))
+    return dict(zip(STAT_NAMES, gan_step(netG, netD, opt_G, opt_D, real, nz=100).tolist(),
+                    strict=True))
 
 
 def test_step_updates_both_networks_and_returns_finite_numbers() -> None:
@@ -91,7 +92,7 @@ def test_gan_step_is_the_textbook_step_bit_for_bit() -> None:
             assert torch.equal(a, b)
 
 
-def test_fast_step_matches_the_textbook_step_to_rounding() -> None:
+def test_train_pys_channels_last_step_matches_the_textbook_step_to_rounding() -> None:
     # Channels-last convolutions round differently in the last float digits; Adam's first
     # steps, normalising tiny gradients (a first step moves every weight by +-lr, whatever
     # the gradient's size), magnify that. How much depends on the CPU's kernels: 2e-6 after
@@ -100,13 +101,13 @@ def test_fast_step_matches_the_textbook_step_to_rounding() -> None:
     reference, ours = make_gan(), make_gan()
     for net in ours[:2]:  # as train.py builds them for the CPU
         net.to(memory_format=torch.channels_last)
-    fast = FastStep(*ours, nz=100, device=torch.device("cpu"), memory_format=torch.channels_last)
     tolerance = [1e-3, 2e-3, 1e-2, 1e-2, 1e-2]
     for real, tol in zip(BATCHES, tolerance, strict=True):
         torch.manual_seed(42)
         expected = textbook_step(*reference, real)
         torch.manual_seed(42)
-        assert fast(real).tolist() == pytest.approx(expected, rel=tol, abs=tol)
+        stats = gan_step(*ours, real.to(memory_format=torch.channels_last), nz=100)
+        assert stats.tolist() == pytest.approx(expected, rel=tol, abs=tol)
 
 
 def bfloat16_autocast() -> contextlib.AbstractContextManager:
@@ -167,18 +168,6 @@ def test_resolve_device_prefers_cuda_then_mps_then_cpu(monkeypatch: pytest.Monke
     assert resolve_device("auto") == torch.device("cpu")
     with pytest.raises(DeviceUnavailableError, match="--device mps: PyTorch sees no mps"):
         resolve_device("mps")
-
-
-def test_fast_step_leaves_its_networks_and_global_flags_alone() -> None:
-    netG, netD, opt_G, opt_D = make_gan()
-    benchmark = torch.backends.cudnn.benchmark
-    FastStep(netG, netD, opt_G, opt_D, nz=100, device=torch.device("cpu"),
-             memory_format=torch.channels_last)(torch.rand(4, 1, 28, 28))
-    weight = netD.main[2].weight  # 128 x 64 x 4 x 4: its two layouts differ
-    assert weight.is_contiguous()  # not turned channels-last behind the caller's back
-    assert not weight.is_contiguous(memory_format=torch.channels_last)
-    assert torch.backends.cudnn.benchmark == benchmark
-    assert all(p.requires_grad for p in netD.parameters())
 
 
 def test_discriminator_gradients_come_back_after_a_failed_generator_step() -> None:
