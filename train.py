@@ -124,8 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_judge_or_warn(config: object) -> Judge | None:
-    """The judge network, if evaluation or the digit interpolations want it and its file
-    loads; training is the main job, so a missing or broken file is a warning.
+    """The judge, if evaluation or the digit interpolations want it and its file loads.
+
+    Training is the main job, so a missing or broken judge file is only a warning.
     """
     if not config.eval_interval and not Path(config.judge).is_file():
         return None  # interpolations between random points, no evaluation

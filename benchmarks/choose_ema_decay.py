@@ -2,7 +2,8 @@
 
     python -m benchmarks.choose_ema_decay --data_dir ../shared/data --epochs 5
 
-Trains the default configuration (train.py's own networks, step and data order) and keeps
+Trains the default configuration (train.py's networks, step and data order, built here as
+train.py builds them) and keeps
 several averages of the same generator side by side, then scores each with ``evaluate.py``'s
 metrics at a few epochs. Only training images are used: the reference is the last 10,000
 training images, never the test set that the README's numbers are measured on. A
@@ -11,19 +12,23 @@ measurement, not a test; prints a table and appends it to ``benchmarks/RESULTS.m
 
 import shlex
 import sys
-import tempfile
 import time
+from itertools import islice
 
 import torch
+from torch.optim import Adam
 
 from benchmarks.bench_train import RESULTS
-from train import build_loop, make_config, parse_args
+from models import Discriminator, Generator
 from utils.averaging import GeneratorAverage
+from utils.checkpoint import load_judge
 from utils.cli import OneLineErrorParser, positive_int
-from utils.data_loader import load_mnist
+from utils.data_loader import load_mnist, make_loader
+from utils.device import fastest_memory_format, resolve_device
 from utils.metrics import evaluate_generator, make_reference
 from utils.provenance import describe_machine
-from utils.run_folders import RunFolders
+from utils.random_state import seed_everything
+from utils.step import gan_step
 
 REFERENCE_IMAGES = 10_000  # the last training images (trained on too) serve as the reference
 
@@ -55,35 +60,35 @@ def main() -> None:
     p.add_argument("--limit_batches", type=positive_int, default=None)
     args = p.parse_args()
     eval_epochs = {int(e) for e in args.eval_epochs.split(",")}
-    flags, given = parse_args(["--data_dir", args.data_dir, "--eval_interval", "0",
-                               "--run_name", "ema", "--ema_decay", "0"]
-                              + (["--limit_batches", str(args.limit_batches)]
-                                 if args.limit_batches else []))
-    config = make_config(flags, given)
-    images, labels = load_mnist(config.data_dir, train=True)
-    with tempfile.TemporaryDirectory() as tmp:  # nothing is written there
-        loop = build_loop(config, RunFolders.under("ema", tmp, tmp, tmp), images, record={})
-    judge = loop.judge
-    if judge is None:
-        sys.exit(f"choose_ema_decay: {config.judge} is missing; make it with "
-                 "`python train_judge.py`")
+    p.add_argument("--judge", default="weights/judge.pth")
+    args = p.parse_args()
+    eval_epochs = {int(e) for e in args.eval_epochs.split(",")}
+    device, seed = resolve_device("auto"), 0
+    seed_everything(seed)  # as train.py: the networks, their optimisers, the data order
+    images, labels = load_mnist(args.data_dir, train=True)
+    memory_format = fastest_memory_format(device)
+    netG = Generator().to(device, memory_format=memory_format)
+    netD = Discriminator().to(device, memory_format=memory_format)
+    opt_G = Adam(netG.parameters(), 2e-4, betas=(0.5, 0.999))
+    opt_D = Adam(netD.parameters(), 2e-4, betas=(0.5, 0.999))
+    loader = make_loader(images.to(device), 128, torch.Generator().manual_seed(seed))
+    judge = load_judge(args.judge, device)
     n = REFERENCE_IMAGES
     reference = make_reference(judge, images[-n:], labels[-n:], images[:-n])
-    averages = {name: cls(loop.netG, decay, config.seed)
-                for name, (cls, decay) in CANDIDATES.items()}
+    averages = {name: cls(netG, decay, seed) for name, (cls, decay) in CANDIDATES.items()}
     table = []
     started = time.time()
     for epoch in range(1, args.epochs + 1):
-        for real in loop.epoch_batches():
-            loop.train_step(real)
+        for real in islice(loader, args.limit_batches or len(loader)):
+            gan_step(netG, netD, opt_G, opt_D, real.to(memory_format=memory_format), nz=100)
             for average in averages.values():
-                average.update(loop.netG)
+                average.update(netG)
         print(f"epoch {epoch}: {time.time() - started:.0f} s", flush=True)
         if epoch not in eval_epochs:
             continue
         row = {"epoch": epoch}
-        for name, net in [("raw", loop.netG), *((n, a.generator()) for n, a in averages.items())]:
-            scores = evaluate_generator(net, judge, reference, args.samples, seed=config.seed)
+        for name, net in [("raw", netG), *((n, a.generator()) for n, a in averages.items())]:
+            scores = evaluate_generator(net, judge, reference, args.samples, seed=seed)
             row[name] = (scores["fid"], scores["inception_score"])
             print(f"  {name}: FID {scores['fid']:.2f}, IS {scores['inception_score']:.3f}",
                   flush=True)
@@ -91,7 +96,7 @@ def main() -> None:
     names = ["raw", *CANDIDATES]
     lines = [f"\n## Generator average: decay and warm-up ({time.strftime('%Y-%m-%d')})\n",
              f"`{shlex.join(['python', '-m', 'benchmarks.choose_ema_decay', *sys.argv[1:]])}` "
-             f"on {describe_machine(torch.device(config.device))}; FID / Inception Score of "
+             f"on {describe_machine(device)}; FID / Inception Score of "
              f"{args.samples} samples against the last {REFERENCE_IMAGES} training images "
              "(which it trains on too; no test images); default configuration, float32, seed 0.\n",
              "| epoch | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]

@@ -17,7 +17,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import train
-from tests.conftest import REPO, RUN, run_process, run_train, short_run_flags
+from tests.conftest import REPO, RUN, run_train, short_run_flags
 from utils.averaging import BN_BATCH_SIZE, BN_SAMPLES
 from utils.checkpoint import load_generator
 from utils.errors import ArgumentError
