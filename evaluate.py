@@ -17,12 +17,21 @@ from pathlib import Path
 import torch
 
 from utils.checkpoint import load_generator, load_judge
-from utils.cli import OneLineErrorParser, check_output_file, int_at_least, report, seed
+from utils.cli import (
+    OneLineErrorParser,
+    check_output_file,
+    in_repository,
+    int_at_least,
+    printable_output,
+    report,
+    seed,
+)
 from utils.data_loader import load_mnist
 from utils.device import resolve_device
 from utils.files import atomic_path
 from utils.metrics import MIN_SAMPLES, evaluate_generator, make_reference, real_data_scores
 
+STANDARD_SAMPLES = 10_000  # the README's scores: 10,000 samples against 10,000 test digits
 # (key, label, format): the rows of the printed table
 ROWS = [
     ("fid", "FID (judge features), lower is better", "{:.3f}"),
@@ -59,14 +68,15 @@ def format_table(model: dict, real: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Evaluate, print and save; returns the exit status."""
+    printable_output()
     parser = OneLineErrorParser(description="Score a generator's samples on MNIST.")
-    parser.add_argument("--weights", default="weights/generator_final.pth",
+    parser.add_argument("--weights", default=in_repository("weights/generator_final.pth"),
                         help="generator weights or checkpoint (default: %(default)s)")
-    parser.add_argument("--judge", default="weights/judge.pth",
+    parser.add_argument("--judge", default=in_repository("weights/judge.pth"),
                         help="judge weights, made by train_judge.py (default: %(default)s)")
     parser.add_argument("--data_dir", default="data",
                         help="folder holding MNIST/raw (default: %(default)s)")
-    parser.add_argument("--n", type=int_at_least(MIN_SAMPLES), default=10_000,
+    parser.add_argument("--n", type=int_at_least(MIN_SAMPLES), default=STANDARD_SAMPLES,
                         help=f"samples to score, at least {MIN_SAMPLES} (default: %(default)s)")
     parser.add_argument("--seed", type=seed, default=0,
                         help="seed of the samples, in [0, 2**32) (default: %(default)s)")
@@ -96,13 +106,18 @@ def evaluate(args: argparse.Namespace) -> int:
     judge = load_judge(args.judge, device)
     train_images, _ = load_mnist(args.data_dir, train=True)
     test_images, test_labels = load_mnist(args.data_dir, train=False)
+    n_real = min(args.n, len(train_images))
+    print(f"scoring {args.n} samples of {args.weights} (seed {args.seed}), and {n_real} real "
+          f"training images, against the {len(test_images)} MNIST test images ...", flush=True)
     with torch.no_grad():
         reference = make_reference(judge, test_images, test_labels, train_images)
         model = evaluate_generator(netG, judge, reference, args.n, args.seed)
-        real = real_data_scores(judge, reference, min(args.n, len(train_images)), args.seed)
-    print(f"{args.weights}: {args.n} samples (seed {args.seed}) against the {len(test_images)} "
-          "MNIST test images")
+        real = real_data_scores(judge, reference, n_real, args.seed)
     print(format_table(model, real))
+    if args.n < STANDARD_SAMPLES:
+        print(f"note: both columns score {args.n} samples; with fewer than {STANDARD_SAMPLES:,}, "
+              "FID and KID are biased upward and the digit shares are noisier, for the real "
+              "data too: compare only scores of the same --n")
     judge_record = Path(args.judge).with_suffix(".json")
     scores = {"weights": args.weights, "n": args.n, "seed": args.seed, "model": model,
               "real_data": real, "seconds": round(time.time() - started, 1),

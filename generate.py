@@ -21,7 +21,9 @@ from utils.cli import (
     OneLineErrorParser,
     check_output_file,
     check_output_folder,
+    in_repository,
     positive_int,
+    printable_output,
     report,
     seed,
 )
@@ -33,14 +35,15 @@ from utils.visualize import sample_digit
 
 def main(argv: list[str] | None = None) -> int:
     """Generate and save; returns the exit status."""
+    printable_output()
     parser = OneLineErrorParser(description="Draw MNIST digits with a trained generator.")
-    parser.add_argument("--weights", default="weights/generator_final.pth",
+    parser.add_argument("--weights", default=in_repository("weights/generator_final.pth"),
                         help="generator weights or checkpoint (default: %(default)s)")
     parser.add_argument("--n", type=positive_int, default=64,
                         help="how many digits (default: %(default)s)")
     parser.add_argument("--out", default=None,
                         help="one PNG grid of all digits; an existing file is replaced only with "
-                             "--overwrite (default: generated.png, replaced each time)")
+                             "--overwrite (default: generated.png)")
     parser.add_argument("--out_dir", default=None,
                         help="write one PNG per digit into this folder instead of a grid; a "
                              "folder that holds files only with --overwrite")
@@ -53,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max_draws", type=positive_int, default=None,
                         help="with --digit: give up after this many samples "
                              "(default: 50 per digit asked for, at least 20000)")
-    parser.add_argument("--judge", default="weights/judge.pth",
+    parser.add_argument("--judge", default=in_repository("weights/judge.pth"),
                         help="judge weights for --digit (default: %(default)s)")
     parser.add_argument("--seed", type=seed, default=0,
                         help="seed, in [0, 2**32) (default: %(default)s)")
@@ -77,8 +80,7 @@ def generate(args: argparse.Namespace) -> int:
             raise ArgumentError(f"--out_dir {folder} holds files; choose an empty folder, or "
                                 "add --overwrite to replace its 00000.png, 00001.png, ...")
     else:
-        out = check_output_file(args.out or "generated.png", "--out",
-                                overwrite=args.overwrite or args.out is None)
+        out = check_output_file(args.out or "generated.png", "--out", overwrite=args.overwrite)
     device = resolve_device(args.device)
     netG = load_generator(args.weights, device)
     generator = torch.Generator().manual_seed(args.seed)

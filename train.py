@@ -26,10 +26,12 @@ from utils.checkpoint import CheckpointError, load_judge
 from utils.cli import (
     OneLineErrorParser,
     folder_name,
+    in_repository,
     int_at_least,
     non_negative_int,
     positive_float,
     positive_int,
+    printable_output,
     report,
     seed,
     unit_interval,
@@ -99,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
              "decay, reached after a warm-up (see utils/averaging.py), saved as "
              "generator_ema.pth and scored beside the generator; 0 turns it off "
              "(default: %(default)s)")
-    add("--judge", default="weights/judge.pth",
+    add("--judge", default=in_repository("weights/judge.pth"),
         help="the judge network (train_judge.py) for evaluation and for interpolations between "
              "chosen digits; without it, training goes on without both (default: %(default)s)")
     add("--resume", metavar="PATH", default=None,
@@ -190,6 +192,7 @@ def train(run: Run) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` (default: the command line) and train; returns the exit status."""
+    printable_output()
     argv = sys.argv[1:] if argv is None else argv
     flags = vars(build_parser().parse_args(argv))
     given = {token[2:].split("=")[0] for token in argv if token.startswith("--")}

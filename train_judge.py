@@ -21,7 +21,15 @@ from tqdm import tqdm
 
 from models import Judge
 from utils.checkpoint import save_atomic
-from utils.cli import OneLineErrorParser, check_output_file, positive_int, report, seed
+from utils.cli import (
+    OneLineErrorParser,
+    check_output_file,
+    in_repository,
+    positive_int,
+    printable_output,
+    report,
+    seed,
+)
 from utils.data_loader import load_mnist, make_loader
 from utils.device import resolve_device
 from utils.errors import ArgumentError
@@ -66,6 +74,7 @@ def train_judge(images: torch.Tensor, labels: torch.Tensor, epochs: int, batch_s
 
 def main(argv: list[str] | None = None) -> int:
     """Train, test and save the judge; returns the exit status."""
+    printable_output()
     parser = OneLineErrorParser(description="Train the MNIST judge network.")
     parser.add_argument("--data_dir", default="data", help="folder holding MNIST/raw "
                         "(default: %(default)s)")
@@ -77,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="Adam learning rate (default: %(default)s)")
     parser.add_argument("--seed", type=seed, default=0,
                         help="seed, in [0, 2**32) (default: %(default)s)")
-    parser.add_argument("--out", default="weights/judge.pth",
+    parser.add_argument("--out", default=in_repository("weights/judge.pth"),
                         help="weights file; a .json with its accuracy goes beside it. An "
                              "existing file (such as the shipped judge, with which every score "
                              "of this repository was measured) is replaced only when --out "

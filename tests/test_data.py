@@ -1,5 +1,6 @@
 """MNIST loading: values, shapes, batching and the message when the data is missing."""
 
+import gzip
 from pathlib import Path
 
 import pytest
@@ -73,7 +74,33 @@ def test_missing_data_without_network_names_the_files(
     message = str(caught.value)
     assert "\n" not in message
     assert str(tmp_path / "nowhere" / "MNIST" / "raw") in message
-    assert "Error downloading train-images-idx3-ubyte.gz" in message
+    assert "could not be downloaded (no network)" in message  # the error's last line
     for name in data_loader.RAW_FILES:
         assert name in message
     assert "--data_dir" in message
+    assert not (tmp_path / "nowhere").exists()  # the failed attempt left no empty folders
+
+
+def test_the_gz_files_alone_are_extracted_offline(mnist_root: Path, tmp_path: Path) -> None:
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in data_loader.RAW_FILES:  # as the MNIST site hands them out
+        (raw / f"{name}.gz").write_bytes(gzip.compress((mnist_root / "MNIST" / "raw" / name
+                                                        ).read_bytes()))
+    images, labels = load_mnist(tmp_path)
+    expected_images, expected_labels = load_mnist(mnist_root)
+    assert torch.equal(images, expected_images) and torch.equal(labels, expected_labels)
+
+
+@pytest.mark.parametrize("given", ["MNIST/raw", "MNIST"])
+def test_mnist_one_or_two_levels_off_names_the_data_dir_to_give(
+    given: str, mnist_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(data_loader, "MNIST", lambda *args, **kwargs: pytest.fail("download"))
+    with pytest.raises(MNISTNotFoundError) as caught:
+        load_mnist(mnist_root / given)
+    assert str(caught.value) == (
+        f"MNIST is not in {mnist_root / given / 'MNIST' / 'raw'}, but its files are in "
+        f"{mnist_root / 'MNIST' / 'raw'}: give --data_dir {mnist_root} (--data_dir is the "
+        "folder that holds MNIST/raw)")
+    assert not (mnist_root / given / "MNIST").exists()  # no stray MNIST/raw/MNIST/raw

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
 from models import Discriminator, Generator, Judge
+from utils.cli import in_repository
 from utils.errors import UserError
 from utils.files import atomic_path
 
@@ -23,17 +24,13 @@ class CheckpointError(UserError):
     """A checkpoint or weights file is missing, unreadable, or of another model."""
 
 
-def checkpoint_path(weights_dir: Path, step: int) -> Path:
-    """Where the checkpoint taken after ``step`` goes; names sort by step."""
-    return weights_dir / f"checkpoint_step_{step:08d}.pth"
-
-
 def save_checkpoint(checkpoint: dict, weights_dir: Path, keep: int) -> Path:
     """Write ``checkpoint`` atomically and delete all but the newest ``keep`` checkpoints.
 
-    ``weights_dir`` is the run's own folder: only its checkpoints are rotated.
+    ``weights_dir`` is the run's own folder: only its checkpoints are rotated. The file is
+    named after the step it was taken after; the names sort by step.
     """
-    path = checkpoint_path(weights_dir, checkpoint["step"])
+    path = weights_dir / f"checkpoint_step_{checkpoint['step']:08d}.pth"
     save_atomic({"format": CHECKPOINT_FORMAT, **checkpoint}, path)
     for old in sorted(weights_dir.glob(CHECKPOINT_GLOB))[:-keep]:
         old.unlink()
@@ -126,19 +123,13 @@ def load_state_dict_from(path: str | Path, kind: str) -> dict[str, Tensor]:
     if not _is_state_dict(obj):
         raise CheckpointError(f"{path} holds no state dict of a {kind}; use a weights file "
                               "written by train.py")
-    state = _strip_prefixes(obj)
+    state = dict(obj)
+    consume_prefix_in_state_dict_if_present(state, "_orig_mod.")  # a torch.compile'd network's
     if set(state) != _parameter_names(kind):
         other = "discriminator" if kind == "generator" else "generator"
         found = f"the {other}" if set(state) == _parameter_names(other) else "another model"
         raise CheckpointError(f"{path} holds weights of {found}, not of a DCGAN {kind}; "
                               f"use a {kind} file such as weights/{kind}_final.pth")
-    return state
-
-
-def _strip_prefixes(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    """``state`` without the ``_orig_mod.`` name prefix of a ``torch.compile``d network."""
-    state = dict(state)
-    consume_prefix_in_state_dict_if_present(state, "_orig_mod.")
     return state
 
 
@@ -148,14 +139,6 @@ def _parameter_names(kind: str) -> set[str]:
     return set(net.state_dict())
 
 
-def network_sizes(state: dict[str, Tensor], kind: str) -> dict[str, int]:
-    """The constructor arguments (nz and ngf, or ndf) that ``state``'s shapes imply."""
-    first = state["main.0.weight"].shape  # G: (nz, ngf*8, 4, 4); D: (ndf, 1, 4, 4)
-    if kind == "generator":
-        return {"nz": first[0], "ngf": first[1] // 8}
-    return {"ndf": first[0]}
-
-
 def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Generator:
     """A Generator built to the sizes stored in ``path``, loaded, in eval mode on ``device``.
 
@@ -163,7 +146,8 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Gene
         netG = load_generator("weights/generator_final.pth")
     """
     state = load_state_dict_from(path, "generator")
-    netG = Generator(**network_sizes(state, "generator"))
+    nz, ngf8 = state["main.0.weight"].shape[:2]  # the first layer: nz -> ngf*8 channels
+    netG = Generator(nz, ngf8 // 8)
     netG.load_state_dict(state)
     return netG.to(device).eval()
 
@@ -172,12 +156,13 @@ def load_judge(path: str | Path, device: str | torch.device = "cpu") -> Judge:
     """The judge network of ``path`` (made by train_judge.py), in eval mode on ``device``."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path} is missing: make it with `python train_judge.py` "
-                              "(about 2 minutes on a CPU), or pass the file with --judge")
+        raise CheckpointError(f"{path} is missing: make it with `python "
+                              f"{in_repository('train_judge.py')}` (about 2 minutes on a CPU), "
+                              "or pass the file with --judge")
     judge = Judge()
     try:
-        judge.load_state_dict(_strip_prefixes(read_torch_file(path)))
+        judge.load_state_dict(read_torch_file(path))
     except (RuntimeError, TypeError, AttributeError):
         raise CheckpointError(f"{path} holds no judge weights; make it with "
-                              "`python train_judge.py`") from None
+                              f"`python {in_repository('train_judge.py')}`") from None
     return judge.to(device).eval()

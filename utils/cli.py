@@ -1,6 +1,7 @@
 """Command-line helpers shared by the scripts: checked values, output paths, one-line errors."""
 
 import argparse
+import os
 import re
 import sys
 import tempfile
@@ -16,6 +17,33 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # noqa: D102 (argparse's hook)
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def in_repository(name: str) -> str:
+    """A file of this repository (``weights/judge.pth``, ``train.py``), as a path from here.
+
+    The scripts' defaults for the files the repository ships, and the commands they print,
+    resolve against the repository, so that they work from any folder; outputs and
+    ``--data_dir`` stay relative to the current folder, as users expect of a script.
+    """
+    try:
+        return os.path.relpath(REPOSITORY / name)
+    except ValueError:  # Windows: the repository is on another drive
+        return str(REPOSITORY / name)
+
+
+def printable_output() -> None:
+    """Let stdout and stderr print any text, so that no run fails over a message.
+
+    Characters that the terminal's encoding lacks (an ASCII locale, a Windows console
+    redirected to a file in the locale's code page) are printed as backslash escapes.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):  # not when a test captures the output
+            stream.reconfigure(errors="backslashreplace")
 
 
 def _checked(convert: Callable, test: Callable, what: str) -> Callable:

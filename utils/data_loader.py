@@ -6,7 +6,9 @@ textbook pipeline gives, without redoing PIL and transform work for every image 
 epoch; a batch is then one tensor indexing operation.
 """
 
+import gzip
 import math
+from contextlib import suppress
 from pathlib import Path
 
 import torch
@@ -14,7 +16,8 @@ from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 from torchvision.datasets import MNIST
 
-from utils.errors import UserError
+from utils.errors import ArgumentError, UserError
+from utils.files import atomic_path
 
 RAW_FILES = (
     "train-images-idx3-ubyte",
@@ -57,16 +60,8 @@ def load_mnist(data_dir: str | Path = "data", train: bool = True) -> tuple[Tenso
         MNISTCorruptError: a file is truncated, corrupt or not MNIST.
     """
     raw_dir = Path(data_dir) / "MNIST" / "raw"
-    if not all((raw_dir / name).is_file() for name in RAW_FILES):
-        try:
-            MNIST(str(data_dir), train=train, download=True)
-        except (OSError, RuntimeError) as error:
-            reason = str(error).splitlines()[0]
-            raise MNISTNotFoundError(
-                f"MNIST is not in {raw_dir} and could not be downloaded ({reason}); "
-                f"put the four files {', '.join(RAW_FILES)} there, or point --data_dir "
-                "at the folder that holds MNIST/raw"
-            ) from error
+    if not has_mnist(raw_dir):
+        download_mnist(Path(data_dir), train)
     prefix = "train" if train else "t10k"
     n_images = check_idx_file(raw_dir / f"{prefix}-images-idx3-ubyte", (28, 28))
     n_labels = check_idx_file(raw_dir / f"{prefix}-labels-idx1-ubyte", ())
@@ -75,6 +70,50 @@ def load_mnist(data_dir: str | Path = "data", train: bool = True) -> tuple[Tenso
                                 "labels; replace both files with the original MNIST files")
     dataset = MNIST(str(data_dir), train=train, download=False)
     return to_model_range(dataset.data), dataset.targets
+
+
+def has_mnist(folder: Path) -> bool:
+    """Whether ``folder`` holds the four MNIST files, extracting their ``.gz`` files if need be.
+
+    The MNIST site and most mirrors hand out the ``.gz`` files; they are extracted here,
+    offline, as torchvision would after a download.
+    """
+    for name in RAW_FILES:
+        if not (folder / name).is_file() and (folder / f"{name}.gz").is_file():
+            with gzip.open(folder / f"{name}.gz") as packed, atomic_path(folder / name) as tmp:
+                tmp.write_bytes(packed.read())
+    return all((folder / name).is_file() for name in RAW_FILES)
+
+
+def download_mnist(data_dir: Path, train: bool) -> None:
+    """Download MNIST into ``data_dir/MNIST/raw`` with torchvision.
+
+    MNIST files one or two levels off (``--data_dir`` naming ``MNIST/raw`` or ``MNIST``
+    itself) are pointed out instead; a failed download leaves no empty folders behind.
+
+    Raises:
+        MNISTNotFoundError: the files are elsewhere, or the download failed.
+    """
+    raw_dir = data_dir / "MNIST" / "raw"
+    for folder, root in ((data_dir, data_dir.parent.parent), (data_dir / "raw", data_dir.parent)):
+        if has_mnist(folder):
+            at_home = folder.resolve() == (root / "MNIST" / "raw").resolve()
+            hint = f"give --data_dir {root}" if at_home else f"move them into {raw_dir}"
+            raise MNISTNotFoundError(f"MNIST is not in {raw_dir}, but its files are in {folder}: "
+                                     f"{hint} (--data_dir is the folder that holds MNIST/raw)")
+    missing = [f for f in (data_dir, data_dir / "MNIST", raw_dir) if not f.exists()]
+    try:
+        MNIST(str(data_dir), train=train, download=True)
+    except (OSError, RuntimeError) as error:
+        for folder in reversed(missing):  # only the empty folders that the attempt made
+            with suppress(OSError):
+                folder.rmdir()
+        reason = [line for line in str(error).splitlines() if line.strip()] or ["?"]
+        raise MNISTNotFoundError(
+            f"MNIST is not in {raw_dir} and could not be downloaded ({reason[-1].strip()}); "
+            f"put the four files {', '.join(RAW_FILES)} (or their .gz files) there, or point "
+            "--data_dir at the folder that holds MNIST/raw"
+        ) from error
 
 
 def check_idx_file(path: Path, item_shape: tuple[int, ...]) -> int:
@@ -118,6 +157,12 @@ def make_loader(images: Tensor, batch_size: int, generator: torch.Generator) -> 
     ``images`` (the batch sampler hands the loader a list of indices at a time), so it
     stays on ``images``' device. Saving and restoring ``generator``'s state restores the
     order of the epochs that follow.
+
+    Raises:
+        ArgumentError: ``batch_size`` is larger than the set (``--batch_size``).
     """
+    if batch_size > len(images):
+        raise ArgumentError(f"--batch_size {batch_size} is larger than the {len(images)} "
+                            f"training images; give at most {len(images)}")
     sampler = BatchSampler(RandomSampler(images, generator=generator), batch_size, False)
     return DataLoader(images, batch_size=None, sampler=sampler, generator=generator)

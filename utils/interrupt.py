@@ -3,6 +3,7 @@
 import os
 import signal
 import sys
+from contextlib import suppress
 from types import FrameType, TracebackType
 
 # SIGHUP: the terminal or SSH session closed (POSIX only).
@@ -42,10 +43,30 @@ class GracefulStop:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
+        if signum == getattr(signal, "SIGHUP", None):
+            detach_terminal()
         if self.signum is not None:
-            print(f"\n{name} again: exiting now; the last checkpoint is intact", file=sys.stderr,
-                  flush=True)
+            say(f"\n{name} again: exiting now; the last checkpoint is intact")
             os._exit(128 + signum)
         self.signum = signum
-        print(f"\n{name}: finishing this batch and writing a checkpoint "
-              "(interrupt again to quit at once)", file=sys.stderr, flush=True)
+        say(f"\n{name}: finishing this batch and writing a checkpoint (interrupt again to quit "
+            "at once)")
+
+
+def say(message: str) -> None:
+    """Print ``message`` to stderr, or nowhere if stderr is gone (a closed pipe, say)."""
+    with suppress(OSError, ValueError):
+        print(message, file=sys.stderr, flush=True)
+
+
+def detach_terminal() -> None:
+    """Send what goes to the terminal from now on to ``os.devnull``.
+
+    After SIGHUP the terminal is gone, and every write to it fails (EIO): the progress bar
+    would stop the run before its checkpoint. Output redirected to a file is kept.
+    """
+    null = os.open(os.devnull, os.O_WRONLY)
+    for fd in (1, 2):
+        if os.isatty(fd):
+            os.dup2(null, fd)
+    os.close(null)

@@ -22,13 +22,8 @@ EVALUATION_COLUMNS = ("epoch", "step", "generator", "fid", "kid", "inception_sco
                       "density", "coverage", "nn_distance_ratio", "copies")
 
 # TensorBoard tags allow only letters, digits and "-/_.", so D(x) cannot be a tag name.
-TENSORBOARD_TAGS = {
-    "D_loss": "loss/D",
-    "G_loss": "loss/G",
-    "D(x)": "D_output/real",
-    "D(G(z))": "D_output/fake",
-    "D(G(z))_post": "D_output/fake_after_D_step",
-}
+TENSORBOARD_TAGS = {"D_loss": "loss/D", "G_loss": "loss/G", "D(x)": "D_output/real",
+                    "D(G(z))": "D_output/fake", "D(G(z))_post": "D_output/fake_after_D_step"}
 
 
 class LogFileError(UserError):
@@ -46,7 +41,7 @@ class TrainingRecorder:
     ``training_data.csv`` gets a row per batch, each appended whole or not at all (see
     ``utils.files.append_line``); ``training_data.json`` (at each checkpoint and epoch end)
     and ``training_curves.png`` (each epoch end) are written from the rows kept in memory,
-    never by reading the CSV back. Use as a context manager, or call ``close``.
+    never by reading the CSV back. Call ``close`` at the end.
 
     The statistics of a step stay on the training device until ``flush``, which reads back
     the batches pending in one go, every ``flush_every`` steps: on a GPU, reading numbers
@@ -163,12 +158,6 @@ class TrainingRecorder:
         finally:
             self._csv_file.close()
             self._tensorboard(self.tensorboard.close)
-
-    def __enter__(self) -> "TrainingRecorder":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
 
 def column_types(columns: tuple[str, ...]) -> list[type]:

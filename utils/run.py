@@ -44,11 +44,11 @@ from utils.checkpoint import (
     save_atomic,
     save_checkpoint,
 )
-from utils.cli import check_output_folder, describe
+from utils.cli import check_output_folder, describe, in_repository
 from utils.device import amp_supported, is_out_of_memory, resolve_device
 from utils.errors import ArgumentError, UserError
 from utils.files import TEMPORARY_GLOB, atomic_path
-from utils.interrupt import GracefulStop
+from utils.interrupt import GracefulStop, say
 from utils.metrics import Reference, evaluate_generator
 from utils.provenance import describe_code, describe_machine
 from utils.random_state import get_rng_states, set_rng_states
@@ -67,6 +67,7 @@ FIXED_AT_RESUME = ("nz", "ngf", "ndf", "batch_size", "lr", "beta1", "seed", "lim
                    "amp", "ema_decay", "run_name")
 NOT_INHERITED = ("resume", "device", "debug", "weights_dir")  # from this command line only
 LOCK_NAME = ".train.lock"
+STOPPED = "stopped.txt"  # in the results folder: how a run stopped by a signal continues
 INTERPOLATION_STEPS = 10
 
 
@@ -103,6 +104,8 @@ def open_run(flags: dict, given: set[str], command: str) -> "Run | None":
     elif flags["run_name"] is None:
         flags = {**flags, "run_name": time.strftime("%Y%m%d-%H%M%S")}  # the start time
     config = make_config(flags, given, checkpoint and checkpoint["config"])
+    if found:
+        config = find_run_folders(config, given, found[0].parent.parent)
     for flag in ("results_dir", "weights_dir", "log_dir"):
         check_output_folder(getattr(config, flag), f"--{flag}")
     now = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -111,6 +114,7 @@ def open_run(flags: dict, given: set[str], command: str) -> "Run | None":
                   "machine": describe_machine(torch.device(config.device))}
         return Run(config, record, None, name_given="run_name" in given)
     path, checkpoint = found
+    warn_if_edited(config, checkpoint["config"])
     done = (checkpoint["epochs_done"], checkpoint["batch"])
     if done > (config.n_epochs, 0):
         where = f"in epoch {done[0] + 1}" if done[1] else f"after epoch {done[0]}"
@@ -161,6 +165,54 @@ def find_resumed(flags: dict, given: set[str]) -> tuple[Path, dict] | None:
         raise CheckpointError(f"{path} belongs to run {run_name}, whose files live in "
                               f"<weights_dir>/{run_name}/; move it into such a folder to resume")
     return path, checkpoint
+
+
+def find_run_folders(config: object, given: set[str], weights_root: Path) -> object:
+    """A resumed run's ``--results_dir``, ``--log_dir`` and ``--data_dir``, found again.
+
+    The checkpoint records the folders its run used. Where one of them is gone (the tree
+    was moved, or the recorded path is relative to another working folder) and was not
+    given anew, the folder of that name beside the run's weights root is taken, and said.
+
+    Raises:
+        ArgumentError: the results or TensorBoard folder is found in neither place.
+    """
+    found = {}
+    for flag in ("results_dir", "log_dir", "data_dir"):
+        recorded = Path(getattr(config, flag))
+        beside = weights_root.parent / recorded.name
+        if flag in given or recorded.is_dir():
+            continue
+        if beside.is_dir():
+            print(f"--{flag}: {recorded} (from the checkpoint) is missing; taking {beside}, "
+                  "beside the run's weights")
+            found[flag] = str(beside)
+        elif flag != "data_dir":
+            raise ArgumentError(f"--{flag}: {recorded} (from the checkpoint) and {beside} are "
+                                f"missing; give --{flag} to say where the run's files are, or "
+                                "should go")
+    return dataclasses.replace(config, **found)
+
+
+def warn_if_edited(config: object, recorded: dict) -> None:
+    """Warn where the run's config.json disagrees with its checkpoint's configuration.
+
+    The checkpoint's configuration is the run's (config.json is written anew from it): a
+    hand edit of config.json changes nothing, and says so.
+    """
+    path = Path(config.results_dir) / config.run_name / "config.json"
+    try:
+        written = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    written = written if isinstance(written, dict) else {}
+    edited = [f"{key} {written[key]!r} there, {value!r} in the checkpoint"
+              for key, value in recorded.items() if key in dataclasses.asdict(config)
+              and key not in NOT_INHERITED and key in written and written[key] != value]
+    if edited:
+        print(f"train.py: warning: {path} differs from the checkpoint ({'; '.join(edited)}); "
+              "the checkpoint's configuration is used: change a flag on the command line "
+              "instead (see --resume in --help)", file=sys.stderr)
 
 
 def latest_run(weights_dir: Path) -> Path | None:
@@ -251,16 +303,6 @@ class Run:
         return tuple(Path(getattr(self.config, root)) / name
                      for root in ("weights_dir", "results_dir", "log_dir"))
 
-    @property
-    def weights(self) -> Path:
-        """The run's weights folder: checkpoints and weights files."""
-        return self.folders()[0]
-
-    @property
-    def results(self) -> Path:
-        """The run's results folder: images, logs, config.json."""
-        return self.folders()[1]
-
     def __enter__(self) -> "Run":
         self.stop.__enter__()
         try:
@@ -286,6 +328,7 @@ class Run:
             for folder in self.folders()[:2]:  # a kill mid-write may have left these
                 for leftover in folder.glob(TEMPORARY_GLOB):
                     leftover.unlink()
+            (self.results / STOPPED).unlink(missing_ok=True)  # it goes on now
             return
         for attempt in range(1, 1000):
             name = self.config.run_name if attempt == 1 else f"{self.config.run_name}-{attempt}"
@@ -323,6 +366,7 @@ class Run:
             RunInUseError: another process holds them.
         """
         self.name = name or self.name
+        self.weights, self.results, self.logs = self.folders()  # checkpoints; images, logs
         for folder in self.folders():
             folder.mkdir(parents=True, exist_ok=True)
         for folder in self.folders()[:2]:
@@ -344,9 +388,13 @@ class Run:
 
     def __exit__(self, kind: type | None, error: BaseException | None, traceback: object
                  ) -> bool:
+        message = f"stopped after step {self.step}; {self.resume_hint()}"
         try:
             if self.recorder is not None:
                 self.recorder.close()
+            if isinstance(error, Stopped):  # also into a file: after SIGHUP, stderr is gone
+                with atomic_path(self.results / STOPPED) as tmp:
+                    tmp.write_text(message + "\n")
         finally:
             self.release()
             self.stop.__exit__(None, None, None)
@@ -355,7 +403,7 @@ class Run:
                     (folder / LOCK_NAME).unlink(missing_ok=True)
                     folder.rmdir()
         if isinstance(error, Stopped):
-            print(f"stopped after step {self.step}; {self.resume_hint()}", file=sys.stderr)
+            say(message)
             self.exit_code = self.stop.exit_code
             return True
         if isinstance(error, Exception) and not isinstance(error, UserError):
@@ -373,7 +421,7 @@ class Run:
         if self.last_checkpoint is None:
             return "no checkpoint was written"
         return (f"the last checkpoint, {self.last_checkpoint}, is intact; to continue: "
-                f"python train.py --resume {self.last_checkpoint}")
+                f"python {in_repository('train.py')} --resume {self.last_checkpoint}")
 
     # --- the state a checkpoint holds ---
 
@@ -394,7 +442,7 @@ class Run:
         self.write_config()
         # Reading numbers back stalls a GPU but costs nothing on a CPU.
         flush_every = 1 if self.config.device == "cpu" else 50
-        self.recorder = TrainingRecorder(self.results, self.folders()[2], self.step,
+        self.recorder = TrainingRecorder(self.results, self.logs, self.step,
                                          flush_every=flush_every)
         self.recorder.log_text("config",
                                f"```\n{json.dumps(self.config_record(), indent=2)}\n```")
@@ -537,6 +585,8 @@ class Run:
         if self.parts["generator_average"] is not None:
             scored.append(("ema", self.parts["generator_average"].generator()))
         for name, netG in scored:
+            tqdm.write(f"epoch {self.epochs_done}, {name}: scoring {self.config.eval_samples} "
+                       "samples ...")
             scores = evaluate_generator(netG, judge, reference, self.config.eval_samples,
                                         seed=self.config.seed)
             self.recorder.log_evaluation(self.epochs_done, self.step, name, scores)
@@ -555,8 +605,8 @@ class Run:
         self.record["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
         self.write_config()
         print(f"done in {time.time() - self.started:.0f} s: weights in {self.weights}/, "
-              f"images and logs in {self.results}/; draw digits with: python generate.py "
-              f"--weights {self.weights / 'generator_final.pth'}")
+              f"images and logs in {self.results}/; draw digits with: python "
+              f"{in_repository('generate.py')} --weights {self.weights / 'generator_final.pth'}")
 
     # --- files ---
 
