@@ -69,7 +69,8 @@ def format_table(model: dict, real: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Evaluate, print and save; returns the exit status."""
     printable_output()
-    parser = OneLineErrorParser(description="Score a generator's samples on MNIST.")
+    parser = OneLineErrorParser(prog="evaluate.py",
+                                description="Score a generator's samples on MNIST.")
     parser.add_argument("--weights", default=in_repository("weights/generator_final.pth"),
                         help="generator weights or checkpoint (default: %(default)s)")
     parser.add_argument("--judge", default=in_repository("weights/judge.pth"),

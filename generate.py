@@ -36,7 +36,8 @@ from utils.visualize import sample_digit
 def main(argv: list[str] | None = None) -> int:
     """Generate and save; returns the exit status."""
     printable_output()
-    parser = OneLineErrorParser(description="Draw MNIST digits with a trained generator.")
+    parser = OneLineErrorParser(prog="generate.py",
+                                description="Draw MNIST digits with a trained generator.")
     parser.add_argument("--weights", default=in_repository("weights/generator_final.pth"),
                         help="generator weights or checkpoint (default: %(default)s)")
     parser.add_argument("--n", type=positive_int, default=64,

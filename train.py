@@ -48,7 +48,7 @@ from utils.visualize import INTERPOLATION_ROWS
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line, the one definition of every flag; names follow the original README."""
-    p = OneLineErrorParser(description="Train DCGAN on MNIST.", allow_abbrev=False)
+    p = OneLineErrorParser(prog="train.py", description="Train DCGAN on MNIST.", allow_abbrev=False)
     add = p.add_argument
     add("--batch_size", type=positive_int, default=128, help="batch size (default: %(default)s)")
     add("--n_epochs", type=positive_int, default=50, help="epochs (default: %(default)s)")

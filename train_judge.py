@@ -75,7 +75,7 @@ def train_judge(images: torch.Tensor, labels: torch.Tensor, epochs: int, batch_s
 def main(argv: list[str] | None = None) -> int:
     """Train, test and save the judge; returns the exit status."""
     printable_output()
-    parser = OneLineErrorParser(description="Train the MNIST judge network.")
+    parser = OneLineErrorParser(prog="train_judge.py", description="Train the MNIST judge network.")
     parser.add_argument("--data_dir", default="data", help="folder holding MNIST/raw "
                         "(default: %(default)s)")
     parser.add_argument("--epochs", type=positive_int, default=6,

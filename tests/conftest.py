@@ -14,9 +14,16 @@ from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import pytest
-import torch
+# One thread per test process, set before torch is imported so that the train.py processes
+# of the tests inherit it: tests run two at a time (pytest-xdist) on this 2-core machine, and
+# runs that are compared byte for byte must use the same thread count.
+os.environ["OMP_NUM_THREADS"] = "1"
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 

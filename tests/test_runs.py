@@ -1,4 +1,9 @@
-"""Between runs: each run owns its files; a clone's shipped model survives; errors are one line."""
+"""Between runs: each run owns its files; a clone's shipped model survives; errors are one line.
+
+Every case runs train.py's (or the other scripts') ``main`` in this process, except those
+where the process is what is tested: a signal, a kill, the lock against another process,
+two trainings at once.
+"""
 
 import errno
 import hashlib
@@ -9,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -28,19 +34,34 @@ from tests.conftest import (
     start_train,
     wait_for_rows,
 )
-from tests.test_train import readme_snippets, run_snippet
 from utils.files import append_line, atomic_path
-from utils.recorder import TrainingRecorder
-from utils.run_folders import LOCK_NAME, latest_run
+from utils.recorder import TrainingRecorder, quiet_tensorboard_thread
+from utils.run import LOCK_NAME, latest_run
 
 QUICK = [*NARROW, "--batch_size", "16", "--eval_interval", "0", "--ema_decay", "0",
          "--device", "cpu"]
+STEP_0 = "checkpoint_step_00000000.pth"
+
+
+def roots(out: Path) -> list[str]:
+    """The three output roots under ``out``, and nothing else."""
+    return ["--results_dir", str(out / "results"), "--weights_dir", str(out / "weights"),
+            "--log_dir", str(out / "logs")]
 
 
 def quick_flags(mnist_root: Path, out: Path) -> list[str]:
-    """A run without evaluation or average, writing under ``out`` with default run names."""
-    return [*QUICK, "--data_dir", str(mnist_root), "--results_dir", str(out / "results"),
-            "--weights_dir", str(out / "weights"), "--log_dir", str(out / "logs")]
+    """A run without evaluation, average or judge, writing under ``out`` with default names."""
+    return [*QUICK, "--data_dir", str(mnist_root), "--judge", str(out / "no_judge.pth"),
+            *roots(out)]
+
+
+def resume_flags(mnist_root: Path, judge: Path, out: Path) -> list[str]:
+    """The short run's flags, to resume a copy of it without evaluations.
+
+    Evaluating takes most of a short resume's time, and writes neither the training log nor
+    the weights that these tests compare.
+    """
+    return [*short_run_flags(mnist_root, judge, out), "--eval_interval", "0"]
 
 
 def snapshot(folder: Path) -> dict[str, str]:
@@ -49,58 +70,81 @@ def snapshot(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def kept(before: dict[str, str], folder: Path) -> dict[str, str]:
+    """The files of ``before`` as they are now in ``folder`` (a missing one is left out)."""
+    return {name: digest for name, digest in snapshot(folder).items() if name in before}
+
+
 def run_folders(root: Path) -> list[Path]:
     """The run sub-folders of an output root, oldest name first."""
     return sorted(p for p in root.iterdir() if p.is_dir())
 
 
-def last_line(result: subprocess.CompletedProcess | str) -> str:
+def checkpoints(run_dir: Path) -> list[str]:
+    """The names of a run's checkpoints, oldest first."""
+    return sorted(p.name for p in run_dir.glob("checkpoint_step_*.pth"))
+
+
+def last_line(result: object) -> str:
+    """The last line a script printed to stderr (or of a text)."""
     text = result if isinstance(result, str) else result.stderr
     return text.strip().splitlines()[-1]
 
 
-# --- 1. a new run beside an older one: its checkpoints, its resume ---
+def csv_steps(results: Path) -> list[int]:
+    """The steps of a run's training CSV, in file order."""
+    return pd.read_csv(results / "training_data.csv")["step"].tolist()
+
+
+# --- a new run beside a finished one: its checkpoints, its resume ---
 
 def test_a_second_run_keeps_its_checkpoints_and_resume_auto_picks_it(
     mnist_root: Path, tmp_path: Path
 ) -> None:
     flags = quick_flags(mnist_root, tmp_path)
-    first = run_train(*flags, "--n_epochs", "2", "--limit_batches", "5",
+    first = run_train(*flags, "--n_epochs", "1", "--limit_batches", "4",
                       "--checkpoint_interval", "2")
     assert first.returncode == 0, first.stderr
     (old,) = run_folders(tmp_path / "weights")
-    assert "generator_final.pth" in {p.name for p in old.iterdir()}
+    assert checkpoints(old) == [STEP_0, "checkpoint_step_00000002.pth",
+                                "checkpoint_step_00000004.pth"]
+    assert (old / "generator_final.pth").is_file()
     assert not list(tmp_path.rglob("*_ema.*"))  # --ema_decay 0: no average, no grid of it
-    last = torch.load(sorted(old.glob("checkpoint_step_*.pth"))[-1], weights_only=True)
-    assert last["generator_average"] is None
+    assert torch.load(old / "checkpoint_step_00000004.pth",
+                      weights_only=True)["generator_average"] is None
     before = snapshot(tmp_path)
 
-    second = start_train(*flags, "--n_epochs", "1", "--limit_batches", "12",
+    second = start_train(*flags, "--n_epochs", "2", "--limit_batches", "8",
                          "--checkpoint_interval", "2")
     while len(run_folders(tmp_path / "results")) < 2:  # its folders appear before training
         assert second.poll() is None, second.communicate()
         time.sleep(0.01)
     new = next(p for p in run_folders(tmp_path / "results") if p.name != old.name)
-    wait_for_rows(new / "training_data.csv", 5, second)
+    wait_for_rows(new / "training_data.csv", 3, second)
     second.send_signal(signal.SIGINT)
     _, stderr = second.communicate(timeout=60)
     assert second.returncode == 130, stderr
-    command = last_line(stderr).split("to continue: ")[1]
-    assert f"--resume {tmp_path / 'weights' / new.name}/checkpoint_step_" in command
-    checkpoints = sorted((tmp_path / "weights" / new.name).glob("checkpoint_step_*.pth"))
-    assert checkpoints and checkpoints[-1].name in command  # its own, not rotated away
-    after = snapshot(tmp_path)
-    assert {k: v for k, v in after.items() if k in before} == before  # the old run untouched
+    new_weights = tmp_path / "weights" / new.name
+    stopped = new_weights / checkpoints(new_weights)[-1]
+    position = torch.load(stopped, weights_only=True)
+    step = position["step"]
+    assert step == len(csv_steps(new))  # the batch it was in, finished, then saved
+    # its own newest 3: a rotation across runs would delete these or the old run's
+    assert checkpoints(new_weights) == [f"checkpoint_step_{s:08d}.pth" for s in
+                                        sorted({*range(0, step, 2), step})[-3:]]
+    assert last_line(stderr) == (f"stopped after step {step}; the last checkpoint, {stopped}, "
+                                 f"is intact; to continue: python train.py --resume {stopped}")
+    assert kept(before, tmp_path) == before  # the old run untouched, byte for byte
 
     resumed = run_train(*flags, "--resume", "auto")
     assert resumed.returncode == 0, resumed.stderr
-    assert f"resuming run {new.name} from " in resumed.stdout
-    rows = pd.read_csv(new / "training_data.csv")
-    assert rows["step"].tolist() == list(range(1, 13))
-    assert {k: v for k, v in snapshot(tmp_path).items() if k in before} == before
+    assert (f"resuming run {new.name} from {stopped}: {position['epochs_done']} epochs and "
+            f"{position['batch']} batches done (step {step})") in resumed.stdout
+    assert csv_steps(new) == list(range(1, 17))
+    assert kept(before, tmp_path) == before
 
 
-# --- 2. a fresh clone: the shipped model and gallery survive the first run ---
+# --- a fresh clone: the shipped model and gallery survive the first run ---
 
 def test_a_first_run_in_a_clone_leaves_the_shipped_files_alone(
     short_run: Path, mnist_root: Path, tiny_judge: Path, tmp_path: Path
@@ -118,69 +162,80 @@ def test_a_first_run_in_a_clone_leaves_the_shipped_files_alone(
 
     result = run_train(*NARROW, "--n_epochs", "1", "--limit_batches", "3", "--batch_size",
                        "16", "--eval_samples", "64", "--data_dir", str(mnist_root), "--judge",
-                       str(tiny_judge), "--device", "cpu", cwd=clone)  # default folders
+                       str(tiny_judge), "--device", "cpu", cwd=clone)  # the default folders
     assert result.returncode == 0, result.stderr
-    assert {k: v for k, v in snapshot(clone).items() if k in shipped} == shipped
+    assert kept(shipped, clone) == shipped
     (run,) = run_folders(clone / "weights")
-    assert (clone / "weights" / run.name / "generator_final.pth").is_file()
-    assert (clone / "results" / run.name / "epoch_1_final.png").is_file()
+    assert sorted(p.name for p in (clone / "weights").iterdir()) == sorted(
+        [run.name, "generator_final.pth", "generator_ema.pth", "discriminator_final.pth"])
     assert sorted(p.name for p in (clone / "results").iterdir()) == sorted(
         [run.name, "epoch_2_final.png", "training_data.csv", "config.json", "evaluation.json",
          "evaluation_ema.json"])
-    assert f"--weights weights/{run.name}/generator_final.pth" in result.stdout
+    assert (run / "generator_final.pth").is_file()
+    assert (clone / "results" / run.name / "epoch_1_final.png").is_file()
+    assert result.stdout.splitlines()[-1].endswith(  # the run's own, from where it ran
+        f"generate.py --weights weights/{run.name}/generator_final.pth")
 
-    original, _ = readme_snippets()
-    run_snippet(original, clone)  # loads the shipped weights/generator_final.pth
     evaluated = run_script("evaluate.py", "--weights", f"weights/{run.name}/generator_final.pth",
                            "--judge", str(tiny_judge), "--data_dir", str(mnist_root), "--n",
                            "50", "--device", "cpu", cwd=clone)
     assert evaluated.returncode == 0, evaluated.stderr
-    assert (clone / "weights" / run.name / "generator_final_evaluation.json").is_file()
-    assert {k: v for k, v in snapshot(clone).items() if k in shipped} == shipped
+    assert json.loads((run / "generator_final_evaluation.json").read_text())["n"] == 50
+    assert kept(shipped, clone) == shipped
 
 
-# --- 3. two trainings at once ---
+# --- two trainings at once; a run in progress ---
 
 def test_two_trainings_at_once_each_keep_their_own_files(mnist_root: Path,
                                                         tmp_path: Path) -> None:
-    flags = [*quick_flags(mnist_root, tmp_path), "--n_epochs", "2", "--limit_batches", "6"]
+    flags = [*quick_flags(mnist_root, tmp_path), "--n_epochs", "1", "--limit_batches", "4"]
     both = [start_train(*flags), start_train(*flags)]  # most likely in the same second
     for process in both:
         _, stderr = process.communicate(timeout=300)
         assert process.returncode == 0, stderr
     runs = run_folders(tmp_path / "results")
-    assert len(runs) == 2 and len(run_folders(tmp_path / "weights")) == 2
+    assert len(runs) == 2
+    assert [p.name for p in run_folders(tmp_path / "weights")] == [p.name for p in runs]
+    assert [p.name for p in run_folders(tmp_path / "logs")] == [p.name for p in runs]
     for run in runs:
-        assert pd.read_csv(run / "training_data.csv")["step"].tolist() == list(range(1, 13))
+        assert csv_steps(run) == [1, 2, 3, 4]
         assert json.loads((run / "config.json").read_text())["run_name"] == run.name
-        assert (tmp_path / "weights" / run.name / "generator_final.pth").is_file()
+        weights = tmp_path / "weights" / run.name
+        assert (weights / "generator_final.pth").is_file()
+        assert torch.load(weights / "checkpoint_step_00000004.pth",
+                          weights_only=True)["run_name"] == run.name
 
 
 def test_a_run_in_progress_is_refused_to_a_second_train_py_and_freed_at_its_end(
     mnist_root: Path, tmp_path: Path
 ) -> None:
     flags = [*quick_flags(mnist_root, tmp_path), "--run_name", "busy"]
+    weights = tmp_path / "weights" / "busy"
     # far more epochs than it can train before it is killed below, however fast the machine
-    running = start_train(*flags, "--n_epochs", "1000", "--checkpoint_interval", "2")
+    running = start_train(*flags, "--n_epochs", "1000", "--limit_batches", "4",
+                          "--checkpoint_interval", "2")
     wait_for_rows(tmp_path / "results" / "busy" / "training_data.csv", 3, running)
     second = run_train(*flags, "--resume", "auto")
     assert second.returncode == 1
     assert last_line(second) == (
-        f"train.py: error: run busy ({tmp_path / 'weights' / 'busy'}) is being trained by "
-        "another train.py; wait for it to end, or stop it first")
+        f"train.py: error: run busy ({weights}) is being trained by another train.py; wait for "
+        "it to end, or stop it first")
     taken = run_train(*flags)  # a new run of the same name
     assert taken.returncode == 2
-    assert "--run_name busy: " in last_line(taken) and "already holds a run" in last_line(taken)
+    assert last_line(taken) == (
+        f"train.py: error: --run_name busy: {weights} already holds a run; continue it with "
+        f"--resume {weights}, or choose another --run_name")
     running.send_signal(signal.SIGKILL)  # the lock dies with the process
     running.communicate()
-    newest = sorted((tmp_path / "weights" / "busy").glob("checkpoint_step_*.pth"))[-1]
+    newest = weights / checkpoints(weights)[-1]
     epochs = torch.load(newest, weights_only=True)["epochs_done"] + 1  # just finish its epoch
     resumed = run_train(*flags, "--resume", "auto", "--n_epochs", str(epochs))
     assert resumed.returncode == 0, resumed.stderr
-    assert f"resuming run busy from {newest}" in resumed.stdout
+    assert f"resuming run busy from {newest}: " in resumed.stdout
+    assert (weights / "generator_final.pth").is_file()
 
 
-# --- 4. only the program's own temporary files are removed ---
+# --- only the program's own temporary files are removed ---
 
 def test_a_users_tmp_files_survive_and_a_runs_own_leftovers_go(
     short_run: Path, mnist_root: Path, tiny_judge: Path, tmp_path: Path
@@ -190,21 +245,61 @@ def test_a_users_tmp_files_survive_and_a_runs_own_leftovers_go(
             tmp_path / "logs" / ".x.tmp"]
     for path in mine:
         path.write_text("the user's")
-    leftover = tmp_path / "weights" / RUN / ".checkpoint_step_00000009.pth.tmp"
-    leftover.write_bytes(b"half a checkpoint")
-    failed = run_train(*quick_flags(mnist_root, tmp_path), "--data_dir", str(tmp_path / "no"))
+    # what a kill in the middle of atomic writes leaves: .<name>.<pid>-<random>.tmp
+    leftovers = [tmp_path / "weights" / RUN / ".checkpoint_step_00000009.pth.4242-0a1b2c3d.tmp",
+                 tmp_path / "results" / RUN / ".training_data.json.4242-99ffee00.tmp"]
+    for leftover in leftovers:
+        leftover.write_bytes(b"half a file")
+    bad_data = tmp_path / "bad_data" / "MNIST" / "raw"
+    bad_data.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        (bad_data / name).write_bytes(b"")
+    failed = run_train(*quick_flags(mnist_root, tmp_path), "--data_dir",
+                       str(tmp_path / "bad_data"))
     assert failed.returncode == 1
+    assert "is not an MNIST IDX file" in last_line(failed)
+    for root in ("weights", "results", "logs"):  # its empty folders are gone again
+        assert [p.name for p in run_folders(tmp_path / root)] == [RUN]
     new = run_train(*quick_flags(mnist_root, tmp_path), "--n_epochs", "1", "--limit_batches", "2")
     assert new.returncode == 0, new.stderr
-    assert leftover.exists()  # another run's folder: not the new run's business
-    resumed = run_train(*short_run_flags(mnist_root, tiny_judge, tmp_path), "--resume", "auto",
+    assert all(leftover.exists() for leftover in leftovers)  # another run's: not its business
+    resumed = run_train(*resume_flags(mnist_root, tiny_judge, tmp_path), "--resume", "auto",
                         "--n_epochs", "3")
     assert resumed.returncode == 0, resumed.stderr
-    assert not leftover.exists()  # the resumed run's own leftover
+    assert not any(leftover.exists() for leftover in leftovers)  # the resumed run's own
     assert all(path.read_text() == "the user's" for path in mine)
 
 
-# --- 5. never half a row ---
+def test_two_atomic_writers_of_one_file_at_once_never_corrupt_it(tmp_path: Path) -> None:
+    target = tmp_path / "shared.bin"
+    contents = [bytes([n]) * 300_000 for n in (1, 2)]
+    errors: list[BaseException] = []
+
+    def write(content: bytes) -> None:
+        try:
+            for _ in range(150):
+                with atomic_path(target) as tmp:
+                    tmp.write_bytes(content)
+        except BaseException as error:  # noqa: BLE001 (reported below)
+            errors.append(error)
+
+    writers = [threading.Thread(target=write, args=(content,)) for content in contents]
+    for writer in writers:
+        writer.start()
+    seen = set()
+    while any(writer.is_alive() for writer in writers):
+        if target.exists():
+            seen.add(target.read_bytes())
+    for writer in writers:
+        writer.join()
+    assert errors == []
+    assert seen <= set(contents)  # a reader only ever meets one writer's complete file
+    assert target.read_bytes() in contents
+    assert list(tmp_path.iterdir()) == [target]  # no temporary file left
+
+
+# --- never half a row ---
 
 def test_a_failed_append_leaves_no_half_row(tmp_path: Path) -> None:
     path = tmp_path / "log.csv"
@@ -230,10 +325,10 @@ def test_resume_drops_half_a_row_and_rewrites_the_csv_byte_for_byte(
     lines = csv.read_text().splitlines(keepends=True)
     csv.write_text("".join(lines[:1 + complete_rows]) + lines[1 + complete_rows][:12])
     (tmp_path / "weights" / RUN / "checkpoint_step_00000006.pth").unlink()
-    resumed = run_train(*short_run_flags(mnist_root, tiny_judge, tmp_path), "--resume",
+    resumed = run_train(*resume_flags(mnist_root, tiny_judge, tmp_path), "--resume",
                         str(tmp_path / "weights" / RUN))  # a run folder: its newest checkpoint
     assert resumed.returncode == 0, resumed.stderr
-    assert "checkpoint_step_00000003.pth: 1 epochs and 0 batches done" in resumed.stdout
+    assert "checkpoint_step_00000003.pth: 1 epochs and 0 batches done (step 3)" in resumed.stdout
     assert csv.read_bytes() == (short_run / "results" / RUN / "training_data.csv").read_bytes()
 
 
@@ -241,15 +336,21 @@ def test_resume_auto_falls_back_to_the_newest_readable_checkpoint(
     short_run: Path, mnist_root: Path, tiny_judge: Path, tmp_path: Path
 ) -> None:
     shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
-    newest = tmp_path / "weights" / RUN / "checkpoint_step_00000006.pth"
+    weights = tmp_path / "weights" / RUN
+    newest = weights / "checkpoint_step_00000006.pth"
     newest.write_bytes(newest.read_bytes()[:1000])
-    resumed = run_train(*short_run_flags(mnist_root, tiny_judge, tmp_path), "--resume", "auto")
+    resumed = run_train(*resume_flags(mnist_root, tiny_judge, tmp_path), "--resume", "auto")
     assert resumed.returncode == 0, resumed.stderr
     assert f"--resume: skipped {newest} is not a readable PyTorch file" in resumed.stderr
-    assert "checkpoint_step_00000003.pth: 1 epochs and 0 batches done" in resumed.stdout
+    assert f"resuming run {RUN} from {weights / 'checkpoint_step_00000003.pth'}: 1 epochs and " \
+           "0 batches done (step 3)" in resumed.stdout
     pd.testing.assert_frame_equal(
         pd.read_csv(tmp_path / "results" / RUN / "training_data.csv"),
         pd.read_csv(short_run / "results" / RUN / "training_data.csv"), check_exact=True)
+    a = torch.load(weights / "generator_final.pth", weights_only=True)
+    b = torch.load(short_run / "weights" / RUN / "generator_final.pth", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in b)  # the run finished identically
+    assert torch.load(newest, weights_only=True)["step"] == 6  # written anew, whole
 
 
 @pytest.mark.parametrize(("content", "message"), [
@@ -264,15 +365,16 @@ def test_resume_with_an_empty_or_foreign_csv(content: str, message: str | None,
     shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
     csv = tmp_path / "results" / RUN / "training_data.csv"
     csv.write_text(content)
-    resumed = run_train(*short_run_flags(mnist_root, tiny_judge, tmp_path), "--resume",
+    resumed = run_train(*resume_flags(mnist_root, tiny_judge, tmp_path), "--resume",
                         str(tmp_path / "weights" / RUN / "checkpoint_step_00000003.pth"))
     if message is None:
         assert resumed.returncode == 0, resumed.stderr
-        assert pd.read_csv(csv)["step"].tolist() == [4, 5, 6]
+        assert csv_steps(csv.parent) == [4, 5, 6]
     else:
         assert resumed.returncode == 1
         assert last_line(resumed).startswith(f"train.py: error: {csv}")
         assert message in last_line(resumed) and "Traceback" not in resumed.stderr
+        assert csv.read_text() == content  # left for the user to move away
 
 
 # --- the remaining one-line errors ---
@@ -286,12 +388,12 @@ def test_an_atomic_write_that_fails_names_the_file_not_its_temporary(tmp_path: P
     assert not list(tmp_path.iterdir())
 
 
+def full_disk(*args: object) -> None:
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
 def test_a_tensorboard_write_that_fails_names_the_log_folder(tmp_path: Path) -> None:
     recorder = TrainingRecorder(tmp_path, tmp_path / "logs")
-
-    def full_disk(*args: object) -> None:
-        raise OSError(errno.ENOSPC, "No space left on device")
-
     recorder.tensorboard.add_scalar = full_disk
     with pytest.raises(OSError) as caught:
         recorder.log_step(1, 1, 1, torch.tensor([1.0, 2.0, 0.5, 0.5, 0.5]))
@@ -301,36 +403,27 @@ def test_a_tensorboard_write_that_fails_names_the_log_folder(tmp_path: Path) -> 
     recorder.close()
 
 
-WRITER_THREAD_FAILS = """
-import errno, sys, threading, time
-from pathlib import Path
-import torch
-from utils.recorder import TrainingRecorder, quiet_tensorboard_thread
-if sys.argv[2] == "quiet":
-    threading.excepthook = quiet_tensorboard_thread  # as train.py does
-recorder = TrainingRecorder(Path(sys.argv[1]), Path(sys.argv[1]) / "logs")
-worker = recorder.tensorboard._get_file_writer().event_writer._async_writer._worker
-def full_disk(data):
-    raise OSError(errno.ENOSPC, "No space left on device")
-worker._record_writer.write = full_disk  # the writer thread's next write fails
-try:
-    for step in range(1, 10):
-        recorder.log_step(1, step, step, torch.tensor([1.0, 2.0, 0.5, 0.5, 0.5]))
-        time.sleep(0.2)
-except OSError as error:
-    print(error, file=sys.stderr)
-"""
-
-
 @pytest.mark.parametrize("hook", ["quiet", "default"])
-def test_a_full_disk_under_the_tensorboard_thread_is_one_line(hook: str, tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-c", WRITER_THREAD_FAILS, str(tmp_path), hook],
-                            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
-                            capture_output=True, text=True, timeout=120)
-    message = (f"[Errno 28] cannot write TensorBoard events in {tmp_path / 'logs'}: "
-               "No space left on device")
-    assert result.stderr.strip().splitlines()[-1] == message
-    assert ("Traceback" in result.stderr) == (hook == "default")  # the thread's own traceback
+def test_a_full_disk_under_the_tensorboard_thread_is_one_line(
+    hook: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(threading, "excepthook",  # quiet: as train.py sets it
+                        quiet_tensorboard_thread if hook == "quiet" else threading.__excepthook__)
+    recorder = TrainingRecorder(tmp_path, tmp_path / "logs")
+    writer = recorder.tensorboard._get_file_writer().event_writer._async_writer
+    writer._worker._record_writer.write = full_disk  # the writer thread's next write fails
+    with pytest.raises(OSError) as caught:
+        for step in range(1, 50):
+            recorder.log_step(1, step, step, torch.tensor([1.0, 2.0, 0.5, 0.5, 0.5]))
+            time.sleep(0.05)
+    writer._worker.join(timeout=10)  # it has died; its excepthook has run
+    assert str(caught.value) == (f"[Errno 28] cannot write TensorBoard events in "
+                                 f"{tmp_path / 'logs'}: No space left on device")
+    printed = capsys.readouterr().err
+    assert ("Traceback" in printed) == (hook == "default")  # the thread's own traceback
+    with pytest.raises(OSError):
+        recorder.close()  # the failure again, and the CSV is closed
 
 
 def test_a_missing_judge_warns_and_trains(mnist_root: Path, tmp_path: Path) -> None:
@@ -347,18 +440,19 @@ def test_a_missing_judge_warns_and_trains(mnist_root: Path, tmp_path: Path) -> N
     results = tmp_path / "results" / RUN
     assert (results / "interpolation_epoch_1.png").is_file()
     assert pd.read_csv(results / "evaluation_history.csv").empty
+    assert not (tmp_path / "weights" / RUN / "generator_best.pth").exists()
 
 
 def test_ctrl_c_while_the_final_files_are_written_finishes_them(mnist_root: Path,
                                                                 tmp_path: Path) -> None:
-    # Deliver SIGINT at the start of TrainLoop.finish: the signal waits for the final files.
+    # SIGINT at the start of Run.finish, in a process of its own: it waits for the final files.
     script = ("import os, runpy, signal, sys\n"
-              "from utils.train_loop import TrainLoop\n"
-              "finish = TrainLoop.finish\n"
+              "from utils.run import Run\n"
+              "finish = Run.finish\n"
               "def interrupted(self):\n"
               "    os.kill(os.getpid(), signal.SIGINT)\n"
               "    finish(self)\n"
-              "TrainLoop.finish = interrupted\n"
+              "Run.finish = interrupted\n"
               "sys.argv = ['train.py', *sys.argv[1:]]\n"
               "runpy.run_path('train.py', run_name='__main__')\n")
     result = subprocess.run(
@@ -366,7 +460,9 @@ def test_ctrl_c_while_the_final_files_are_written_finishes_them(mnist_root: Path
          "--limit_batches", "2", "--run_name", RUN], cwd=REPO, capture_output=True, text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr and "done in " in result.stdout
+    assert "SIGINT: finishing this batch" in result.stderr  # it did arrive
+    assert "Traceback" not in result.stderr and "stopped after" not in result.stderr
+    assert "done in " in result.stdout
     assert (tmp_path / "weights" / RUN / "generator_final.pth").is_file()
     assert (tmp_path / "results" / RUN / "training_progress.gif").is_file()
     assert "finished" in json.loads((tmp_path / "results" / RUN / "config.json").read_text())
@@ -401,59 +497,87 @@ def test_scripts_answer_bad_input_in_one_line(script: str, args: list[str], code
     assert fill(text) in last_line(result)
 
 
+# --- which run --resume continues ---
+
 def test_resume_auto_without_any_run_starts_one(mnist_root: Path, tmp_path: Path) -> None:
     result = run_train(*quick_flags(mnist_root, tmp_path), "--n_epochs", "1", "--limit_batches",
                        "2", "--resume", "auto")
     assert result.returncode == 0, result.stderr
-    assert f"--resume auto: no run in {tmp_path / 'weights'}/ to continue" in result.stdout
+    assert result.stdout.splitlines()[0] == (
+        f"--resume auto: no run with a checkpoint in {tmp_path / 'weights'}/ to continue, "
+        "starting a new run")
     (run,) = run_folders(tmp_path / "results")
-    assert pd.read_csv(run / "training_data.csv")["step"].tolist() == [1, 2]
+    assert csv_steps(run) == [1, 2]
+    assert checkpoints(tmp_path / "weights" / run.name) == [STEP_0,
+                                                            "checkpoint_step_00000002.pth"]
 
 
-def test_a_run_killed_before_its_first_checkpoint_starts_again_with_its_flags(
+def test_a_run_killed_early_and_renamed_continues_from_step_0_with_its_flags(
     mnist_root: Path, tmp_path: Path
 ) -> None:
-    roots = ["--results_dir", str(tmp_path / "results"), "--weights_dir",
-             str(tmp_path / "weights"), "--log_dir", str(tmp_path / "logs")]
     process = start_train(*quick_flags(mnist_root, tmp_path), "--n_epochs", "1",
-                          "--limit_batches", "12", "--checkpoint_interval", "0")
+                          "--limit_batches", "8", "--checkpoint_interval", "0")
     while not (tmp_path / "results").exists() or not run_folders(tmp_path / "results"):
+        assert process.poll() is None, process.communicate()
         time.sleep(0.01)
     (run,) = run_folders(tmp_path / "results")
     wait_for_rows(run / "training_data.csv", 3, process)
     process.send_signal(signal.SIGKILL)
     process.communicate()
-    for name in ("generator_ema.pth", "generator_best.pth"):  # as if killed at the epoch's end,
-        (tmp_path / "weights" / run.name / name).write_bytes(b"x")  # before its checkpoint
-    for root in ("weights", "results", "logs"):  # a user renames the run
+    assert checkpoints(tmp_path / "weights" / run.name) == [STEP_0]  # --checkpoint_interval 0
+    # TensorBoard reads a folder's event files in name order, names begin with the second
+    # they were made in, and its purge works only on events read after the ones it purges:
+    # start the resume in a later second than the killed attempt's file, as a new process
+    # does (it takes seconds to start), not in the same one, as a call in-process may.
+    (killed,) = (tmp_path / "logs" / run.name).glob("events.out.tfevents.*")
+    time.sleep(max(0.0, int(killed.name.split(".")[3]) + 1.05 - time.time()))
+    for root in ("weights", "results", "logs"):  # the user renames the run
         (tmp_path / root / run.name).rename(tmp_path / root / "renamed")
-    run = tmp_path / "results" / "renamed"
-    again = run_train(*roots, "--resume", "auto")  # the run's own flags, from its config.json
+    weights, results = tmp_path / "weights" / "renamed", tmp_path / "results" / "renamed"
+
+    again = run_train(*roots(tmp_path), "--resume", "auto")  # its own flags, from its checkpoint
     assert again.returncode == 0, again.stderr
-    assert "run renamed stopped before its first checkpoint; starting it again" in again.stdout
-    assert json.loads((run / "config.json").read_text())["run_name"] == "renamed"
-    assert pd.read_csv(run / "training_data.csv")["step"].tolist() == list(range(1, 13))
-    assert json.loads((run / "config.json").read_text())["batch_size"] == 16
-    for name in ("generator_ema.pth", "generator_best.pth"):  # the attempt's files are gone
-        # (this run neither averages nor evaluates: none is rewritten)
-        assert not (tmp_path / "weights" / "renamed" / name).exists()
+    assert (f"resuming run renamed from {weights / STEP_0}: 0 epochs and 0 batches done "
+            "(step 0)") in again.stdout
+    config = json.loads((results / "config.json").read_text())
+    assert config["run_name"] == "renamed"
+    assert (config["batch_size"], config["ngf"], config["limit_batches"],
+            config["checkpoint_interval"]) == (16, 16, 8, 0)
+    assert torch.load(weights / "checkpoint_step_00000008.pth",
+                      weights_only=True)["run_name"] == "renamed"
+    assert csv_steps(results) == list(range(1, 9))  # the killed attempt's rows dropped
     events = EventAccumulator(str(tmp_path / "logs" / "renamed"))
     events.Reload()  # the killed attempt's events are purged: each step once
-    assert [e.step for e in events.Scalars("loss/D")] == list(range(1, 13))
+    assert [e.step for e in events.Scalars("loss/D")] == list(range(1, 9))
 
 
-def test_a_run_with_weights_but_no_checkpoint_is_not_started_again(
+def test_a_run_whose_checkpoints_were_deleted_is_not_replaced(
     short_run: Path, mnist_root: Path, tiny_judge: Path, tmp_path: Path
 ) -> None:
     shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
-    for checkpoint in (tmp_path / "weights" / RUN).glob("checkpoint_step_*.pth"):
+    weights = tmp_path / "weights" / RUN
+    for checkpoint in weights.glob("checkpoint_step_*.pth"):
         checkpoint.unlink()  # to free disk, say
     before = snapshot(tmp_path)
-    result = run_train(*short_run_flags(mnist_root, tiny_judge, tmp_path), "--resume", "auto")
-    assert result.returncode == 1
-    assert f"run {RUN} ({tmp_path / 'weights' / RUN}) holds " in last_line(result)
-    assert "but no checkpoint to resume; start a new run" in last_line(result)
+    named = run_train(*short_run_flags(mnist_root, tiny_judge, tmp_path), "--resume", "auto")
+    assert named.returncode == 2
+    assert named.stdout.splitlines() == [
+        f"--resume auto: no run named {RUN} with a checkpoint in {tmp_path / 'weights'}/ to "
+        "continue, starting a new run"]
+    assert last_line(named) == (
+        f"train.py: error: --run_name {RUN}: {weights} already holds a run; it has no "
+        "checkpoint; choose another --run_name")
     assert snapshot(tmp_path) == before
+
+    unnamed = run_train(*quick_flags(mnist_root, tmp_path), "--resume", "auto", "--n_epochs",
+                        "1", "--limit_batches", "2")  # the run trained last has no checkpoint
+    assert unnamed.returncode == 0, unnamed.stderr
+    assert unnamed.stdout.splitlines()[0] == (
+        f"--resume auto: no run with a checkpoint in {tmp_path / 'weights'}/ to continue, "
+        "starting a new run")
+    (new,) = [p for p in run_folders(tmp_path / "results") if p.name != RUN]
+    assert csv_steps(new) == [1, 2]
+    assert kept(before, tmp_path) == before
 
 
 def test_resuming_a_finished_run_changes_nothing(short_run: Path, mnist_root: Path,
@@ -462,7 +586,9 @@ def test_resuming_a_finished_run_changes_nothing(short_run: Path, mnist_root: Pa
     before = snapshot(tmp_path)
     result = run_train(*short_run_flags(mnist_root, tiny_judge, tmp_path), "--resume", "auto")
     assert result.returncode == 0, result.stderr
-    assert f"run {RUN} has finished its 2 epochs" in result.stdout
+    assert result.stdout.splitlines() == [
+        f"run {RUN} has finished its 2 epochs; its weights are in {tmp_path / 'weights' / RUN}/; "
+        "give a larger --n_epochs to train it further"]
     assert snapshot(tmp_path) == before
     past = run_train(*short_run_flags(mnist_root, tiny_judge, tmp_path), "--resume",
                      str(tmp_path / "weights" / RUN / "checkpoint_step_00000006.pth"),
@@ -473,6 +599,46 @@ def test_resuming_a_finished_run_changes_nothing(short_run: Path, mnist_root: Pa
                                "checkpoint")
     assert snapshot(tmp_path) == before
 
+
+def test_the_run_trained_last_is_not_the_one_evaluated_last(tmp_path: Path) -> None:
+    weights = tmp_path / "weights"
+    for age, run, files in ((300, "old", ["checkpoint_step_00000005.pth"]),
+                            (200, "new", ["checkpoint_step_00000005.pth"]),
+                            (100, "emptied", ["generator_final.pth"])):  # no checkpoint left
+        (weights / run).mkdir(parents=True)
+        for name in (LOCK_NAME, *files):
+            (weights / run / name).write_text("")
+            os.utime(weights / run / name, (time.time() - age, time.time() - age))
+    (weights / "old" / "generator_final_evaluation.json").write_text("{}")  # evaluate.py's
+    assert latest_run(weights) == weights / "new"  # not "emptied": nothing there to resume
+    os.utime(weights / "old" / LOCK_NAME)  # a train.py started on it
+    assert latest_run(weights) == weights / "old"
+    assert latest_run(tmp_path / "nowhere") is None
+
+
+def test_a_resumed_run_may_get_new_results_and_log_folders(
+    short_run: Path, mnist_root: Path, tiny_judge: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
+    before = snapshot(tmp_path)
+    resumed = run_train(*resume_flags(mnist_root, tiny_judge, tmp_path), "--resume",
+                        str(tmp_path / "weights" / RUN / "checkpoint_step_00000003.pth"),
+                        "--results_dir", str(tmp_path / "elsewhere"), "--log_dir",
+                        str(tmp_path / "logs2"))
+    assert resumed.returncode == 0, resumed.stderr
+    csv = tmp_path / "elsewhere" / RUN / "training_data.csv"
+    assert csv_steps(csv.parent) == [4, 5, 6]
+    assert (f"train.py: warning: {csv} ends at step 0, before the checkpoint's 3: steps 1-3 "
+            "are missing from the logs (the training state is complete)") in resumed.stderr
+    events = EventAccumulator(str(tmp_path / "logs2" / RUN))
+    events.Reload()
+    assert [e.step for e in events.Scalars("loss/D")] == [4, 5, 6]
+    for name in ("results", "logs"):  # the old folders are not written
+        old = {k: v for k, v in before.items() if k.startswith(f"{name}/")}
+        assert {k: v for k, v in snapshot(tmp_path).items() if k.startswith(f"{name}/")} == old
+
+
+# --- the other scripts replace only what they are told to ---
 
 def test_generate_and_evaluate_replace_an_existing_file_only_when_told(
     short_run: Path, tiny_judge: Path, mnist_root: Path, tmp_path: Path
@@ -490,7 +656,10 @@ def test_generate_and_evaluate_replace_an_existing_file_only_when_told(
     report.write_text("{}")
     args = ["--weights", weights, "--judge", str(tiny_judge), "--data_dir", str(mnist_root),
             "--n", "20", "--device", "cpu", "--out", str(report)]
-    assert run_script("evaluate.py", *args).returncode == 2 and report.read_text() == "{}"
+    kept_report = run_script("evaluate.py", *args)
+    assert kept_report.returncode == 2 and report.read_text() == "{}"
+    assert last_line(kept_report) == (f"evaluate.py: error: --out {report} exists; choose "
+                                      "another name, or add --overwrite to replace it")
     replaced = run_script("evaluate.py", *args, "--overwrite")
     assert replaced.returncode == 0, replaced.stderr
     assert json.loads(report.read_text())["n"] == 20
@@ -499,35 +668,7 @@ def test_generate_and_evaluate_replace_an_existing_file_only_when_told(
     full = run_script("generate.py", "--weights", weights, "--out_dir", str(tmp_path / "samples"),
                       "--device", "cpu")
     assert full.returncode == 2 and "holds files; choose an empty folder" in last_line(full)
-
-
-def test_the_run_trained_last_is_not_the_one_evaluated_last(tmp_path: Path) -> None:
-    weights = tmp_path / "weights"
-    for age, run in ((300, "old"), (200, "new")):
-        (weights / run).mkdir(parents=True)
-        for name in (LOCK_NAME, "checkpoint_step_00000005.pth"):
-            (weights / run / name).write_text("")
-            os.utime(weights / run / name, (time.time() - age, time.time() - age))
-    (weights / "old" / "generator_final_evaluation.json").write_text("{}")  # evaluate.py's
-    assert latest_run(weights) == weights / "new"
-    os.utime(weights / "old" / LOCK_NAME)  # a train.py started on it
-    assert latest_run(weights) == weights / "old"
-
-
-def test_a_resumed_run_may_get_new_results_and_log_folders(
-    short_run: Path, mnist_root: Path, tiny_judge: Path, tmp_path: Path
-) -> None:
-    shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
-    resumed = run_train(*short_run_flags(mnist_root, tiny_judge, tmp_path), "--resume",
-                        str(tmp_path / "weights" / RUN / "checkpoint_step_00000003.pth"),
-                        "--results_dir", str(tmp_path / "elsewhere"), "--log_dir",
-                        str(tmp_path / "logs2"))
-    assert resumed.returncode == 0, resumed.stderr
-    csv = tmp_path / "elsewhere" / RUN / "training_data.csv"
-    assert pd.read_csv(csv)["step"].tolist() == [4, 5, 6]
-    assert (f"train.py: warning: {csv} ends at step 0, before the checkpoint's 3: steps 1-3 "
-            "are missing from the logs") in resumed.stderr
-    assert (tmp_path / "logs2" / RUN).is_dir()
+    assert os.listdir(tmp_path / "samples") == ["mine.txt"]
 
 
 def test_train_judge_replaces_no_record_of_another_judge(mnist_root: Path,
@@ -539,34 +680,11 @@ def test_train_judge_replaces_no_record_of_another_judge(mnist_root: Path,
     assert last_line(result) == (f"train_judge.py: error: --out {tmp_path / 'judge.pt'}: "
                                  f"{tmp_path / 'judge.json'} exists, the record of another "
                                  "judge; choose another --out name")
+    assert os.listdir(tmp_path) == ["judge.json"]
     assert (tmp_path / "judge.json").read_text() == '{"test_accuracy": 0.99}'
     shipped = run_script("train_judge.py", "--data_dir", str(mnist_root), "--device", "cpu",
                          cwd=REPO)  # the default --out is the shipped judge
     assert shipped.returncode == 2
-    assert "--out weights/judge.pth exists; choose another name, or name it with --out " \
-           "weights/judge.pth to replace it" in last_line(shipped)
-
-
-def test_a_checkpoint_without_an_average_resumes_and_starts_one(
-    short_run: Path, mnist_root: Path, tiny_judge: Path, tmp_path: Path
-) -> None:
-    shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
-    path = tmp_path / "weights" / RUN / "checkpoint_step_00000003.pth"
-    old = torch.load(path, weights_only=True)  # as the code before --ema_decay wrote it:
-    del old["generator_average"], old["config"]["ema_decay"]  # no average,
-    torch.save(old, path)
-    history_path = tmp_path / "results" / RUN / "evaluation_history.csv"
-    history = pd.read_csv(history_path)  # and no generator column in the history
-    old_history = history[history["generator"] == "raw"].drop(columns="generator")
-    old_history.to_csv(history_path, index=False)
-    resumed = run_train(*short_run_flags(mnist_root, tiny_judge, tmp_path), "--resume", str(path))
-    assert resumed.returncode == 0, resumed.stderr
-    assert ("train.py: warning: the checkpoint has no average of the generator; averaging "
-            "starts now, at step 3") in resumed.stderr
-    last = torch.load(tmp_path / "weights" / RUN / "checkpoint_step_00000006.pth",
-                      weights_only=True)
-    assert last["generator_average"]["updates"] == 3 and last["config"]["ema_decay"] == 0.999
-    upgraded = pd.read_csv(history_path)
-    assert upgraded["generator"].tolist() == ["raw", "raw", "ema"]  # epoch 1 kept, as it was
-    pd.testing.assert_frame_equal(upgraded.iloc[:1].drop(columns="generator"),
-                                  old_history.iloc[:1], check_exact=True)
+    assert last_line(shipped) == (
+        "train_judge.py: error: --out weights/judge.pth exists; choose another name, or name it "
+        "with --out weights/judge.pth to replace it")

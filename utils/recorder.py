@@ -2,6 +2,7 @@
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -73,6 +74,12 @@ class TrainingRecorder:
         start_csv(self.evaluation_path, EVALUATION_COLUMNS, resume_step)
         self._csv_file = open(self.csv_path, "ab", buffering=0)  # noqa: SIM115 (closed in close())
         self.log_dir = run_log_dir
+        # TensorBoard reads a folder's event files in the order of their names, which begin
+        # with the second each was made: the purge of the steps after resume_step must be in
+        # a file after those it purges, so a resume in the same second waits for the next.
+        made = [int(p.name.split(".")[3]) for p in run_log_dir.glob("events.out.tfevents.*.*")
+                if p.name.split(".")[3].isdigit()]
+        time.sleep(max(0.0, max(made, default=0) + 1 - time.time()))
         self.tensorboard = SummaryWriter(str(run_log_dir), purge_step=resume_step + 1)
 
     def _tensorboard(self, write: Callable, *args: object) -> None:

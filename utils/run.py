@@ -37,7 +37,6 @@ from tqdm import tqdm
 
 from utils.checkpoint import (
     CHECKPOINT_GLOB,
-    CheckpointError,
     cpu_state,
     load_checkpoint,
     newest_checkpoint,
@@ -140,7 +139,7 @@ def find_resumed(flags: dict, given: set[str]) -> tuple[Path, dict] | None:
     trained last; with no such run (or one without a checkpoint) a new run starts.
 
     Raises:
-        CheckpointError: the checkpoint is unreadable, or not in its run's folder.
+        CheckpointError: the checkpoint is unreadable.
     """
     resume, weights_dir = flags["resume"], Path(flags["weights_dir"])
     if resume is None:
@@ -160,10 +159,11 @@ def find_resumed(flags: dict, given: set[str]) -> tuple[Path, dict] | None:
         path, checkpoint, skipped = Path(resume), load_checkpoint(resume), []
     for reason in skipped:
         print(f"--resume: skipped {reason}", file=sys.stderr)
-    run_name = checkpoint["run_name"]
-    if path.parent.name != run_name:
-        raise CheckpointError(f"{path} belongs to run {run_name}, whose files live in "
-                              f"<weights_dir>/{run_name}/; move it into such a folder to resume")
+    name = path.parent.name  # a run's name is its folder's: a renamed run keeps the new one
+    if name != checkpoint["run_name"]:
+        print(f"--resume: run {checkpoint['run_name']} goes on as {name}, its folder's name")
+        checkpoint = {**checkpoint, "run_name": name,
+                      "config": {**checkpoint["config"], "run_name": name}}
     return path, checkpoint
 
 
@@ -342,9 +342,11 @@ class Run:
                 if taken:
                     self.release()
             if taken and self.name_given:
+                weights = self.folders(name)[0]
+                go_on = (f"continue it with --resume {weights}, or "
+                         if any(weights.glob(CHECKPOINT_GLOB)) else "it has no checkpoint; ")
                 raise ArgumentError(f"--run_name {name}: {taken[0]} already holds a run; "
-                                    f"continue it with --resume {self.folders(name)[0]}, or "
-                                    "choose another --run_name")
+                                    f"{go_on}choose another --run_name")
             if not taken:
                 self.config = dataclasses.replace(self.config, run_name=name)
                 return
