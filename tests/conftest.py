@@ -116,12 +116,15 @@ def run_script(script: str, *args: str, cwd: Path | None = None) -> Result:
     return call(main, *args, cwd=cwd) if main else run_train(*args, cwd=cwd)
 
 
-def run_process(script: str, *args: str, cwd: Path | None = None,
+def run_process(script: str, *args: str, cwd: Path | None = None, env: dict | None = None,
                 **kwargs: object) -> subprocess.CompletedProcess:
-    """Run one of the repository's scripts in a new Python process; output captured as text."""
+    """Run one of the repository's scripts in a new Python process; output captured as text.
+
+    ``env``: variables to set beside this process's own.
+    """
     return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd or REPO,
-                          env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
-                          text=True, timeout=600, **kwargs)
+                          env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+                          capture_output=True, text=True, timeout=600, **kwargs)
 
 
 def start_train(*args: str) -> subprocess.Popen:

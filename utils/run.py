@@ -188,9 +188,9 @@ def find_run_folders(config: object, given: set[str], weights_root: Path) -> obj
                   "beside the run's weights")
             found[flag] = str(beside)
         elif flag != "data_dir":
-            raise ArgumentError(f"--{flag}: {recorded} (from the checkpoint) and {beside} are "
-                                f"missing; give --{flag} to say where the run's files are, or "
-                                "should go")
+            where = "" if beside.resolve() == recorded.resolve() else f" and {beside}"
+            raise ArgumentError(f"--{flag}: {recorded} (from the checkpoint){where} missing; "
+                                f"give --{flag} to say where the run's files are, or should go")
     return dataclasses.replace(config, **found)
 
 
@@ -410,8 +410,8 @@ class Run:
             return True
         if isinstance(error, Exception) and not isinstance(error, UserError):
             if is_out_of_memory(error):  # a full disk, out of memory, a CUDA error, ...
-                cause = (f"out of memory at step {self.step} on {self.config.device}; a "
-                         "smaller --batch_size (or --eval_samples) may fit")
+                cause = (f"out of memory at step {self.step} on {self.config.device}; smaller "
+                         "--nz, --ngf, --ndf, --batch_size or --eval_samples may fit")
             else:
                 cause = f"{describe(error)}; stopped at step {self.step}"
             raise UserError(f"{cause}; every file written before is complete; "

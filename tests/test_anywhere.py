@@ -1,0 +1,218 @@
+"""From any folder, on any terminal, under any signal, with two writers at once."""
+
+import json
+import os
+import pty
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from PIL import Image
+
+from tests.conftest import (
+    NARROW,
+    REPO,
+    RUN,
+    output_flags,
+    run_process,
+    run_script,
+    run_train,
+)
+
+QUICK = [*NARROW, "--batch_size", "16", "--eval_interval", "0", "--ema_decay", "0",
+         "--device", "cpu"]
+
+
+def last_line(text: str) -> str:
+    return text.strip().splitlines()[-1]
+
+
+# --- two writers of one file ---
+
+def test_two_generate_py_writing_one_file_at_once_both_succeed(short_run: Path,
+                                                               tmp_path: Path) -> None:
+    weights = str(short_run / "weights" / RUN / "generator_final.pth")
+    out = tmp_path / "O.png"
+    both = [subprocess.Popen([sys.executable, str(REPO / "generate.py"), "--weights", weights,
+                              "--n", "2000", "--seed", str(seed), "--out", str(out),
+                              "--overwrite", "--device", "cpu"], cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for seed in (0, 1, 1)]  # two different, and two identical
+    for process in both:
+        stdout, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr
+        assert stdout == f"wrote a grid of 2000 images to {out}\n"
+    with Image.open(out) as grid:  # whole: one writer's complete image
+        grid.load()
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_generate_py_without_out_keeps_an_existing_generated_png(short_run: Path,
+                                                                 tmp_path: Path) -> None:
+    (tmp_path / "generated.png").write_bytes(b"mine")
+    weights = str(short_run / "weights" / RUN / "generator_final.pth")
+    refused = run_script("generate.py", "--weights", weights, "--device", "cpu", cwd=tmp_path)
+    assert refused.returncode == 2
+    assert last_line(refused.stderr) == ("generate.py: error: --out generated.png exists; choose "
+                                         "another name, or add --overwrite to replace it")
+    assert (tmp_path / "generated.png").read_bytes() == b"mine"
+
+
+# --- the repository's own files, from another folder ---
+
+def test_from_another_folder_the_shipped_files_are_found(mnist_root: Path,
+                                                         tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    trained = run_train(*QUICK, "--n_epochs", "1", "--limit_batches", "2", "--eval_interval", "1",
+                        "--eval_samples", "10", "--data_dir", str(mnist_root), cwd=elsewhere)
+    assert trained.returncode == 0, trained.stderr
+    assert "warning" not in trained.stderr  # the shipped judge was found
+    (run,) = (elsewhere / "weights").iterdir()
+    generate = os.path.relpath(REPO / "generate.py", elsewhere)
+    command = last_line(trained.stdout).split("draw digits with: ")[1]
+    weights = Path("weights") / run.name / "generator_final.pth"
+    assert command == f"python {generate} --weights {weights}"
+    history = pd.read_csv(elsewhere / "results" / run.name / "evaluation_history.csv")
+    assert history["generator"].tolist() == ["raw"]
+    drawn = run_script("generate.py", "--n", "4", "--digit", "1", "--min_confidence", "0.1",
+                       "--device", "cpu", cwd=elsewhere)  # the shipped generator and judge
+    assert drawn.returncode == 0, drawn.stderr
+    with Image.open(elsewhere / "generated.png") as grid:
+        assert grid.size == (2 * 30 + 2, 2 * 30 + 2)
+
+
+def test_a_resumed_run_whose_tree_moved_finds_its_folders_beside_its_weights(
+    mnist_root: Path, tmp_path: Path
+) -> None:
+    old, new = tmp_path / "old", tmp_path / "new"
+    shutil.copytree(mnist_root, old / "data")
+    first = run_train(*QUICK, "--n_epochs", "1", "--limit_batches", "4", "--checkpoint_interval",
+                      "2", "--data_dir", str(old / "data"), *output_flags(old))
+    assert first.returncode == 0, first.stderr
+    for name in ("checkpoint_step_00000004.pth", "generator_final.pth"):  # killed at step 2
+        (old / "weights" / RUN / name).unlink()
+    old.rename(new)
+    resumed = run_train("--resume", str(new / "weights" / RUN))
+    assert resumed.returncode == 0, resumed.stderr
+    for flag, root in (("results_dir", "results"), ("log_dir", "logs"), ("data_dir", "data")):
+        assert (f"--{flag}: {old / root} (from the checkpoint) is missing; taking {new / root}, "
+                "beside the run's weights") in resumed.stdout
+    assert not old.exists()  # nothing written at the old place
+    csv = pd.read_csv(new / "results" / RUN / "training_data.csv")
+    assert csv["step"].tolist() == [1, 2, 3, 4]
+    elsewhere = tmp_path / "elsewhere"
+    new.rename(elsewhere)
+    shutil.rmtree(elsewhere / "results")
+    (elsewhere / "weights" / RUN / "generator_final.pth").unlink()
+    lost = run_train("--resume", str(elsewhere / "weights" / RUN))
+    assert lost.returncode == 2
+    assert last_line(lost.stderr) == (
+        f"train.py: error: --results_dir: {new / 'results'} (from the checkpoint) and "
+        f"{elsewhere / 'results'} missing; give --results_dir to say where the run's files "
+        "are, or should go")
+
+
+def test_a_hand_edited_config_json_is_named_and_the_checkpoint_wins(
+    mnist_root: Path, tmp_path: Path
+) -> None:
+    flags = [*QUICK, "--n_epochs", "1", "--limit_batches", "3", "--data_dir", str(mnist_root),
+             *output_flags(tmp_path)]
+    assert run_train(*flags).returncode == 0
+    path = tmp_path / "results" / RUN / "config.json"
+    config = json.loads(path.read_text())
+    path.write_text(json.dumps({**config, "lr": 0.1, "n_epochs": 2}))
+    resumed = run_train("--resume", "auto", *output_flags(tmp_path))
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stderr.splitlines()[0] == (
+        f"train.py: warning: {path} differs from the checkpoint (n_epochs 2 there, 1 in the "
+        "checkpoint; lr 0.1 there, 0.0002 in the checkpoint); the checkpoint's configuration "
+        "is used: change a flag on the command line instead (see --resume in --help)")
+    assert f"run {RUN} has finished its 1 epochs" in resumed.stdout
+
+
+# --- terminals and signals ---
+
+def test_a_terminal_that_cannot_print_the_run_name_still_trains(mnist_root: Path,
+                                                                tmp_path: Path) -> None:
+    result = run_process("train.py", *QUICK, "--n_epochs", "1", "--limit_batches", "2",
+                         "--data_dir", str(mnist_root), "--results_dir", str(tmp_path / "r"),
+                         "--weights_dir", str(tmp_path / "w"), "--log_dir", str(tmp_path / "l"),
+                         "--run_name", "第二次", env={"PYTHONIOENCODING": "ascii"})
+    assert result.returncode == 0, result.stderr
+    assert "run \\u7b2c\\u4e8c\\u6b21: 200 images" in result.stdout
+    assert (tmp_path / "w" / "第二次" / "generator_final.pth").is_file()
+
+
+def test_sighup_with_the_terminal_gone_checkpoints_and_leaves_the_command(
+    mnist_root: Path, tmp_path: Path
+) -> None:
+    terminal, child_end = pty.openpty()  # the run's stdout and stderr are a terminal
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), *QUICK, "--n_epochs", "1000",
+         "--data_dir", str(mnist_root), "--checkpoint_interval", "0", *output_flags(tmp_path)],
+        cwd=REPO, stdin=subprocess.DEVNULL, stdout=child_end, stderr=child_end)
+    os.close(child_end)
+    csv = tmp_path / "results" / RUN / "training_data.csv"
+    deadline = time.time() + 120
+    while not csv.exists() or len(csv.read_text().splitlines()) < 4:
+        assert time.time() < deadline and process.poll() is None
+        while select.select([terminal], [], [], 0)[0]:  # keep the terminal drained
+            os.read(terminal, 65536)
+        time.sleep(0.01)
+    process.send_signal(signal.SIGHUP)  # the terminal window closes:
+    os.close(terminal)  # writes to it fail from now on
+    assert process.wait(timeout=120) == 129
+    stopped = (tmp_path / "results" / RUN / "stopped.txt").read_text().strip()
+    checkpoint = stopped.split("--resume ")[1]
+    state = torch.load(checkpoint, weights_only=True)
+    step = state["step"]
+    assert step == pd.read_csv(csv)["step"].iloc[-1] > 0  # the batch in flight was finished
+    assert stopped == (f"stopped after step {step}; the last checkpoint, {checkpoint}, is intact; "
+                       f"to continue: python train.py --resume {checkpoint}")
+    resumed = run_train("--resume", checkpoint, "--n_epochs", str(state["epochs_done"] + 1))
+    assert resumed.returncode == 0, resumed.stderr
+    assert not (tmp_path / "results" / RUN / "stopped.txt").exists()  # it went on
+
+
+# --- messages ---
+
+def test_evaluation_says_what_it_scores(short_run: Path) -> None:
+    printed = (short_run / "stdout.txt").read_text().splitlines()
+    for epoch in (1, 2):
+        for generator in ("raw", "ema"):
+            at = printed.index(f"epoch {epoch}, {generator}: scoring 64 samples ...")
+            assert printed[at + 1].startswith(f"epoch {epoch}, {generator}: FID ")
+
+
+def test_evaluate_py_with_few_samples_says_what_they_mean(short_run: Path, tiny_judge: Path,
+                                                          mnist_root: Path,
+                                                          tmp_path: Path) -> None:
+    result = run_script("evaluate.py", "--weights",
+                        str(short_run / "weights" / RUN / "generator_final.pth"), "--judge",
+                        str(tiny_judge), "--data_dir", str(mnist_root), "--n", "30",
+                        "--device", "cpu", "--out", str(tmp_path / "e.json"))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("scoring 30 samples of ") and "and 30 real training images" \
+        in lines[0]
+    assert lines[-2] == ("note: both columns score 30 samples; with fewer than 10,000, FID and "
+                         "KID are biased upward and the digit shares are noisier, for the real "
+                         "data too: compare only scores of the same --n")
+    assert json.loads((tmp_path / "e.json").read_text())["real_data"]["n"] == 30
+
+
+def test_a_batch_larger_than_the_training_set_is_refused(mnist_root: Path,
+                                                         tmp_path: Path) -> None:
+    result = run_train(*QUICK, "--batch_size", "201", "--data_dir", str(mnist_root),
+                       *output_flags(tmp_path))
+    assert result.returncode == 2
+    assert last_line(result.stderr) == ("train.py: error: --batch_size 201 is larger than the "
+                                        "200 training images; give at most 200")
+    assert not (tmp_path / "weights" / RUN).exists()  # the run's empty folders are gone
