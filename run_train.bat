@@ -7,4 +7,7 @@ if not exist venv\Scripts\python.exe (
 )
 venv\Scripts\python.exe -m pip install -r requirements.txt || exit /b 1
 venv\Scripts\python.exe train.py %*
-exit /b %ERRORLEVEL%
+set STATUS=%ERRORLEVEL%
+echo The venv holds this project's Python: venv\Scripts\activate.bat in a terminal lets you
+echo type python generate.py, python evaluate.py, tensorboard --logdir=./logs (or call venv\Scripts\python.exe).
+exit /b %STATUS%

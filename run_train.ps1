@@ -9,4 +9,7 @@ if (-not (Test-Path "venv\Scripts\python.exe")) {
 & .\venv\Scripts\python.exe -m pip install -r requirements.txt
 if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
 & .\venv\Scripts\python.exe train.py @args
-exit $LASTEXITCODE
+$status = $LASTEXITCODE
+Write-Output "The venv holds this project's Python: '.\venv\Scripts\Activate.ps1' in a terminal lets you"
+Write-Output "type python generate.py, python evaluate.py, tensorboard --logdir=./logs (or call .\venv\Scripts\python.exe)."
+exit $status

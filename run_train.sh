@@ -7,4 +7,8 @@ if [ ! -x venv/bin/python ]; then
     python3 -m venv venv
 fi
 venv/bin/python -m pip install -r requirements.txt
-exec venv/bin/python train.py "$@"
+status=0
+venv/bin/python train.py "$@" || status=$?
+echo "The venv holds this project's Python: 'source venv/bin/activate' in a terminal lets you"
+echo "type python generate.py, python evaluate.py, tensorboard --logdir=./logs (or call venv/bin/python)."
+exit "$status"

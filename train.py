@@ -37,7 +37,7 @@ from utils.cli import (
     unit_interval,
 )
 from utils.data_loader import load_mnist, make_loader
-from utils.device import fastest_memory_format
+from utils.device import fastest_memory_format, note_unused_gpu
 from utils.metrics import MIN_SAMPLES, make_reference
 from utils.random_state import seed_everything
 from utils.recorder import quiet_tensorboard_thread
@@ -147,6 +147,7 @@ def train(run: Run) -> None:
     torch.backends.cudnn.benchmark = not config.deterministic
     torch.backends.cudnn.deterministic = config.deterministic
     print(f"device: {config.device}")
+    note_unused_gpu(device)
     seed_everything(config.seed)
 
     # MNIST as one tensor in [-1, 1] on the device, shuffled anew each epoch by loader_rng.

@@ -23,7 +23,7 @@ def test_the_shipped_run_finished_the_readme_configuration() -> None:
     assert (config["n_epochs"], config["batch_size"], config["seed"]) == (50, 128, 0)
     assert (config["ema_decay"], config["amp"]) == (0.999, False)
     assert "finished" in config
-    assert f"as run `{config['run_name']}`" in (REPO / "README.md").read_text()
+    assert f"as run `{config['run_name']}`" in (REPO / "docs" / "quality.md").read_text()
 
 
 def test_the_shipped_log_is_whole_and_has_no_saturated_discriminator() -> None:
@@ -47,9 +47,13 @@ def test_shipped_scores_are_the_history_s_last_row_and_the_readme_s(
     for column in ("fid", "kid", "inception_score", "precision", "recall", "coverage"):
         # evaluate.py in its own process: the same scores up to float rounding (1e-8 here)
         assert result["model"][column] == pytest.approx(last[column], rel=1e-6), column
-    fid = f"{result['model']['fid']:.1f}"
+    model, fid = result["model"], f"{result['model']['fid']:.1f}"
     row = "| **50** | **ema** | **{}** |" if generator == "ema" else "| **50** | raw | {} |"
-    assert row.format(fid) in (REPO / "README.md").read_text()  # the table's epoch-50 rows
+    assert row.format(fid) in (REPO / "docs" / "quality.md").read_text()  # the full table's
+    short = "| **average** | **{}** |" if generator == "ema" else "| generator | {} |"
+    assert (short.format(fid) + f" {model['kid']:.2f} | {model['inception_score']:.2f} | "
+            f"{model['precision']:.3f} | {model['recall']:.3f} | {model['coverage']:.3f} |"
+            ) in (REPO / "README.md").read_text()  # the README's epoch-50 rows
     # The file is the one scored: the first 2,000 of evaluate.py's samples (its seed, 0) get
     # about the same judge confidence and digit mix as all 10,000 did.
     images = generate_images(load_generator(WEIGHTS / weights), 2_000, result["seed"], nz=100)
@@ -67,5 +71,5 @@ def test_the_average_is_the_better_shipped_generator_as_the_readme_says() -> Non
     final, average = (torch.load(WEIGHTS / name, weights_only=True)
                       for name in ("generator_final.pth", "generator_ema.pth"))
     assert not torch.equal(final["main.0.weight"], average["main.0.weight"])  # not a copy
-    readme = (REPO / "README.md").read_text()
-    assert f"FID {ema['fid']:.1f} against the generator's {raw['fid']:.1f}" in readme
+    averaging = " ".join((REPO / "docs" / "averaging.md").read_text().split())
+    assert f"FID {ema['fid']:.1f} against the generator's {raw['fid']:.1f}" in averaging

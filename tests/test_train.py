@@ -224,13 +224,13 @@ def test_a_run_resumed_from_its_first_checkpoint_is_the_same_run(
 
 
 def readme_flag_table() -> dict[str, str]:
-    """The README's "Training parameters" table: each flag and its default, as written."""
-    section = (REPO / "README.md").read_text().split("## Training parameters")[1]
+    """The "Training parameters" table of docs/training.md: each flag and its default."""
+    section = (REPO / "docs" / "training.md").read_text().split("## Training parameters")[1]
     rows = re.findall(r"^\| `(--\w+)` \| ([^|]+) \|", section.split("\n## ")[0], re.MULTILINE)
     return {flag: default.strip().strip("`") for flag, default in rows}
 
 
-def test_help_and_the_readme_table_list_every_flag_with_one_default() -> None:
+def test_help_and_the_docs_table_list_every_flag_with_one_default() -> None:
     result = run_train("--help")
     assert result.returncode == 0
     options = result.stdout.split("options:")[1]

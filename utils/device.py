@@ -1,5 +1,9 @@
 """Where the networks run: picking the device, and what it supports."""
 
+import shutil
+import sys
+from pathlib import Path
+
 import torch
 
 from utils.errors import ArgumentError
@@ -25,6 +29,19 @@ def resolve_device(name: str = "auto") -> torch.device:
             f"--device {name}: PyTorch sees no {name} device here; use --device auto or cpu"
         )
     return torch.device(name)
+
+
+def note_unused_gpu(device: torch.device) -> None:
+    """Say so when an NVIDIA GPU is visible but this PyTorch cannot use it (a CPU-only build).
+
+    The GPU is seen through ``nvidia-smi`` on the PATH or the driver's ``/proc`` entry.
+    """
+    if device.type != "cpu" or torch.cuda.is_available():
+        return
+    if shutil.which("nvidia-smi") or Path("/proc/driver/nvidia/version").exists():
+        print(f"train.py: note: this machine has an NVIDIA GPU, but this PyTorch "
+              f"({torch.__version__}) cannot use it, so training runs on the CPU; see "
+              "README.md, 'Installing PyTorch for your hardware'", file=sys.stderr)
 
 
 def amp_supported(device: torch.device) -> bool:
