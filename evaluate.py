@@ -5,7 +5,7 @@
 
 Prints one table (metric, model, real-data reference) and writes it as JSON beside the
 weights (weights/generator_final.pth -> weights/generator_final_evaluation.json), or to --out.
-What each metric means: utils/metrics.py and README.md, "Measuring quality".
+What each metric means: utils/metrics.py and docs/quality.md.
 """
 
 import argparse

@@ -6,7 +6,7 @@
 Read top to bottom: the flags, the MNIST batches, the two networks and their Adam
 optimisers, then the loop, whose step is ``utils/step.py: gan_step``. The run's books
 (its folders, lock, checkpoints, logs, resume) are ``utils/run.py``: each run writes only
-into weights/<run>/, results/<run>/ and logs/<run>/ (see README.md).
+into weights/<run>/, results/<run>/ and logs/<run>/ (see docs/outputs.md).
 """
 
 import argparse
@@ -174,7 +174,7 @@ def train(run: Run) -> None:
     if judge is not None and config.eval_interval:
         reference = make_reference(judge, *load_mnist(config.data_dir, train=False), images)
 
-    # Speed-ups that compute the same step (README, "Performance"): bfloat16 autocast,
+    # Speed-ups that compute the same step (docs/performance.md): bfloat16 autocast,
     # compiled networks (sharing the parameters of netG and netD), channels-last batches.
     autocast = (partial(torch.autocast, device.type, dtype=torch.bfloat16) if config.amp
                 else nullcontext)
