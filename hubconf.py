@@ -56,7 +56,7 @@ def generator(pretrained: bool = True, ema: bool = False, nz: int | None = None,
         pretrained: the shipped weights, ready to sample (eval mode, on the CPU; move it with
             ``.to(device)``). False: a new, untrained generator, in training mode.
         ema: the moving average of the generator's weights (``weights/generator_ema.pth``,
-            see docs/averaging.md) instead of the generator itself (``weights/generator_final.pth``).
+            see docs/averaging.md) instead of the generator (``weights/generator_final.pth``).
         nz: noise length of an untrained generator (default 100, the shipped one's).
         ngf: base width of an untrained generator (default 64, the shipped one's).
     """
