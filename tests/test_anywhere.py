@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import torch
 from PIL import Image
 
@@ -102,8 +103,8 @@ def test_a_resumed_run_whose_tree_moved_finds_its_folders_beside_its_weights(
     resumed = run_train("--resume", str(new / "weights" / RUN))
     assert resumed.returncode == 0, resumed.stderr
     for flag, root in (("results_dir", "results"), ("log_dir", "logs"), ("data_dir", "data")):
-        assert (f"--{flag}: {old / root} (from the checkpoint) is missing; taking {new / root}, "
-                "beside the run's weights") in resumed.stdout
+        assert (f"--{flag}: taking {new / root}, beside the run's weights (the checkpoint "
+                f"says {old / root})") in resumed.stdout
     assert not old.exists()  # nothing written at the old place
     csv = pd.read_csv(new / "results" / RUN / "training_data.csv")
     assert csv["step"].tolist() == [1, 2, 3, 4]
@@ -216,3 +217,99 @@ def test_a_batch_larger_than_the_training_set_is_refused(mnist_root: Path,
     assert last_line(result.stderr) == ("train.py: error: --batch_size 201 is larger than the "
                                         "200 training images; give at most 200")
     assert not (tmp_path / "weights" / RUN).exists()  # the run's empty folders are gone
+
+
+# --- what the hostile pass found: a run's files are its own, whatever is resumed from where ---
+
+def stopped_run(mnist_root: Path, out: Path, **flags: str) -> list[str]:
+    """A finished 4-step run named RUN under ``out``, with checkpoints at steps 0, 2, 4."""
+    args = [*QUICK, "--n_epochs", "1", "--limit_batches", "4", "--checkpoint_interval", "2",
+            "--data_dir", str(mnist_root), *output_flags(out)]
+    for flag, value in flags.items():
+        args += [f"--{flag}", value]
+    assert run_train(*args).returncode == 0
+    return args
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+@pytest.mark.parametrize("where", ["top of weights", "another run's folder", "working folder"])
+def test_a_checkpoint_outside_its_runs_folder_is_refused(where: str, mnist_root: Path,
+                                                         tmp_path: Path) -> None:
+    args = stopped_run(mnist_root, tmp_path)
+    assert run_train(*args, "--run_name", "other").returncode == 0  # another run beside it
+    copy = {"top of weights": tmp_path / "weights", "working folder": tmp_path,
+            "another run's folder": tmp_path / "weights" / "other"}[where]
+    shutil.copy(tmp_path / "weights" / RUN / "checkpoint_step_00000002.pth", copy)
+    before = tree(tmp_path)
+    result = run_train("--resume", str(copy / "checkpoint_step_00000002.pth"))
+    assert result.returncode == 1
+    assert last_line(result.stderr) == (
+        f"train.py: error: {copy / 'checkpoint_step_00000002.pth'} belongs to run {RUN}, whose "
+        f"files live in <weights_dir>/{RUN}/; move it into such a folder, alone, to resume")
+    assert tree(tmp_path) == before
+
+
+def test_a_run_resumed_from_another_tree_writes_into_its_own(mnist_root: Path,
+                                                             tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    for root in (a, b):  # two trees, each with a run of the same name, default (relative) roots
+        root.mkdir()
+        assert run_train(*QUICK, "--n_epochs", "1", "--limit_batches", "4", "--run_name", "x",
+                         "--checkpoint_interval", "2", "--data_dir", str(mnist_root),
+                         cwd=root).returncode == 0
+    (a / "weights" / "x" / "checkpoint_step_00000004.pth").unlink()  # a's run: stopped at 2
+    (a / "results" / "x" / "config.json").unlink()
+    before = tree(b)
+    resumed = run_train("--resume", "../a/weights/x", cwd=b)  # from the other tree
+    assert resumed.returncode == 0, resumed.stderr
+    assert tree(b) == before  # b's own run is untouched
+    assert f"--results_dir: taking {a / 'results'}, beside the run's weights" in resumed.stdout
+    assert pd.read_csv(a / "results" / "x" / "training_data.csv")["step"].tolist() == [1, 2, 3, 4]
+
+
+def test_resuming_an_earlier_checkpoint_drops_the_later_ones(mnist_root: Path,
+                                                             tmp_path: Path) -> None:
+    stopped_run(mnist_root, tmp_path)
+    weights = tmp_path / "weights" / RUN
+    rewound = run_train("--resume", str(weights / "checkpoint_step_00000002.pth"), "--n_epochs",
+                        "1")
+    assert rewound.returncode == 0, rewound.stderr
+    assert ("--resume: step 2 is earlier than this run's newest checkpoint; removing the 1 after "
+            "it") in rewound.stdout
+    assert sorted(p.name for p in weights.glob("checkpoint_*")) == [
+        "checkpoint_step_00000000.pth", "checkpoint_step_00000002.pth",
+        "checkpoint_step_00000004.pth"]  # step 4 written anew by the rewound run
+    assert pd.read_csv(tmp_path / "results" / RUN / "training_data.csv")["step"].tolist() == [
+        1, 2, 3, 4]
+
+
+def test_a_run_killed_while_writing_its_final_files_is_not_finished(mnist_root: Path,
+                                                                    tmp_path: Path) -> None:
+    stopped_run(mnist_root, tmp_path)
+    results, weights = tmp_path / "results" / RUN, tmp_path / "weights" / RUN
+    config = json.loads((results / "config.json").read_text())
+    del config["finished"]  # as if killed after generator_final.pth, before the rest
+    (results / "config.json").write_text(json.dumps(config))
+    for name in ("discriminator_final.pth", "training_progress.gif"):
+        (weights / name if name.endswith(".pth") else results / name).unlink()
+    again = run_train("--resume", "auto", *output_flags(tmp_path))
+    assert again.returncode == 0, again.stderr
+    assert "has finished" not in again.stdout
+    assert (weights / "discriminator_final.pth").is_file()
+    assert (results / "training_progress.gif").is_file()
+    assert "finished" in json.loads((results / "config.json").read_text())
+
+
+def test_weights_and_results_in_one_folder(mnist_root: Path, tmp_path: Path) -> None:
+    out = str(tmp_path / "out")
+    result = run_train(*QUICK, "--n_epochs", "1", "--limit_batches", "2", "--data_dir",
+                       str(mnist_root), "--weights_dir", out, "--results_dir", out,
+                       "--log_dir", out, "--run_name", RUN)
+    assert result.returncode == 0, result.stderr
+    assert {"generator_final.pth", "training_data.csv", "config.json"} <= {
+        p.name for p in (tmp_path / "out" / RUN).iterdir()}
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [RUN]

@@ -79,9 +79,15 @@ def has_mnist(folder: Path) -> bool:
     offline, as torchvision would after a download.
     """
     for name in RAW_FILES:
-        if not (folder / name).is_file() and (folder / f"{name}.gz").is_file():
-            with gzip.open(folder / f"{name}.gz") as packed, atomic_path(folder / name) as tmp:
-                tmp.write_bytes(packed.read())
+        packed = folder / f"{name}.gz"
+        if not (folder / name).is_file() and packed.is_file():
+            try:
+                data = gzip.decompress(packed.read_bytes())
+            except (OSError, EOFError) as error:
+                raise MNISTCorruptError(f"{packed} is not a complete gzip file ({error}); "
+                                        "replace it with the original file") from None
+            with atomic_path(folder / name) as tmp:
+                tmp.write_bytes(data)
     return all((folder / name).is_file() for name in RAW_FILES)
 
 
@@ -94,8 +100,8 @@ def download_mnist(data_dir: Path, train: bool) -> None:
     Raises:
         MNISTNotFoundError: the files are elsewhere, or the download failed.
     """
-    raw_dir = data_dir / "MNIST" / "raw"
-    for folder, root in ((data_dir, data_dir.parent.parent), (data_dir / "raw", data_dir.parent)):
+    raw_dir, here = data_dir / "MNIST" / "raw", data_dir.resolve()
+    for folder, root in ((here, here.parent.parent), (here / "raw", here.parent)):
         if has_mnist(folder):
             at_home = folder.resolve() == (root / "MNIST" / "raw").resolve()
             hint = f"give --data_dir {root}" if at_home else f"move them into {raw_dir}"

@@ -98,7 +98,7 @@ def kernel_distance(real: Tensor, fake: Tensor, seed: int) -> tuple[float, float
     metric.update(real, real=True)
     metric.update(fake, real=False)
     with torch.random.fork_rng(devices=[]):  # the subsets are drawn from the global RNG
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)  # the CPU's only: a GPU's stays as it was
         mean, std = metric.compute()
     return mean.item(), std.item()
 

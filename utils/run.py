@@ -23,9 +23,11 @@ import dataclasses
 import json
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from itertools import islice
 from pathlib import Path
 
@@ -37,6 +39,7 @@ from tqdm import tqdm
 
 from utils.checkpoint import (
     CHECKPOINT_GLOB,
+    CheckpointError,
     cpu_state,
     load_checkpoint,
     newest_checkpoint,
@@ -119,7 +122,7 @@ def open_run(flags: dict, given: set[str], command: str) -> "Run | None":
         where = f"in epoch {done[0] + 1}" if done[1] else f"after epoch {done[0]}"
         raise ArgumentError(f"--n_epochs {config.n_epochs}: the checkpoint is {where}, past "
                             "it; give a larger --n_epochs, or resume an earlier checkpoint")
-    if done[0] == config.n_epochs and (path.parent / "generator_final.pth").is_file():
+    if done[0] == config.n_epochs and finished(Path(config.results_dir) / config.run_name):
         print(f"run {config.run_name} has finished its {config.n_epochs} epochs; its weights "
               f"are in {path.parent}/; give a larger --n_epochs to train it further")
         return None
@@ -159,39 +162,82 @@ def find_resumed(flags: dict, given: set[str]) -> tuple[Path, dict] | None:
         path, checkpoint, skipped = Path(resume), load_checkpoint(resume), []
     for reason in skipped:
         print(f"--resume: skipped {reason}", file=sys.stderr)
-    name = path.parent.name  # a run's name is its folder's: a renamed run keeps the new one
-    if name != checkpoint["run_name"]:
-        print(f"--resume: run {checkpoint['run_name']} goes on as {name}, its folder's name")
+    path = Path(os.path.abspath(path))  # its folder's name is the run's, even for '.'
+    name, recorded = path.parent.name, checkpoint["run_name"]
+    if name != recorded:  # a renamed run keeps its new name; anything else is refused
+        if not renamed_run(path.parent, recorded):
+            raise CheckpointError(f"{path} belongs to run {recorded}, whose files live in "
+                                  f"<weights_dir>/{recorded}/; move it into such a folder, "
+                                  "alone, to resume")
+        print(f"--resume: run {recorded} goes on as {name}, its folder's name")
         checkpoint = {**checkpoint, "run_name": name,
                       "config": {**checkpoint["config"], "run_name": name}}
     return path, checkpoint
 
 
-def find_run_folders(config: object, given: set[str], weights_root: Path) -> object:
-    """A resumed run's ``--results_dir``, ``--log_dir`` and ``--data_dir``, found again.
+def renamed_run(folder: Path, recorded: str) -> bool:
+    """Whether ``folder`` is the weights folder of run ``recorded``, renamed by its user.
 
-    The checkpoint records the folders its run used. Where one of them is gone (the tree
-    was moved, or the recorded path is relative to another working folder) and was not
-    given anew, the folder of that name beside the run's weights root is taken, and said.
+    It is when train.py made it (it holds the run's lock file) and every checkpoint in it
+    is of that run; not a folder a checkpoint was copied into, nor the top of weights/.
+    """
+    if not (folder / LOCK_NAME).is_file() or not re.fullmatch(r"\w[\w.+-]*", folder.name):
+        return False
+    names = set()
+    for other in folder.glob(CHECKPOINT_GLOB):
+        try:
+            names.add(load_checkpoint(other)["run_name"])
+        except (CheckpointError, KeyError):
+            continue
+    return names == {recorded}
+
+
+def find_run_folders(config: object, given: set[str], weights_root: Path) -> object:
+    """A resumed run's ``--results_dir``, ``--log_dir``, ``--data_dir`` and ``--judge``.
+
+    The checkpoint records those its run used, perhaps relative to another working folder or
+    in a tree that was moved since. A recorded absolute folder that holds the run is taken;
+    else the one of that name beside the run's weights root (the run's own tree); else the
+    recorded one. A recorded judge that is gone is replaced by the shipped one. Each
+    replacement is said.
 
     Raises:
-        ArgumentError: the results or TensorBoard folder is found in neither place.
+        ArgumentError: the results or TensorBoard root is found in neither place.
     """
     found = {}
     for flag in ("results_dir", "log_dir", "data_dir"):
         recorded = Path(getattr(config, flag))
         beside = weights_root.parent / recorded.name
-        if flag in given or recorded.is_dir():
+        sub = "" if flag == "data_dir" else config.run_name
+        places = [*([recorded] if recorded.is_absolute() else []), beside, recorded]
+        held = [root for root in places if (root / sub).is_dir()] or [
+            root for root in (recorded, beside) if root.is_dir()]
+        if flag in given or (held and held[0] == recorded):
             continue
-        if beside.is_dir():
-            print(f"--{flag}: {recorded} (from the checkpoint) is missing; taking {beside}, "
-                  "beside the run's weights")
-            found[flag] = str(beside)
+        if held:
+            print(f"--{flag}: taking {held[0]}, beside the run's weights (the checkpoint "
+                  f"says {recorded})")
+            found[flag] = str(held[0])
         elif flag != "data_dir":
             where = "" if beside.resolve() == recorded.resolve() else f" and {beside}"
             raise ArgumentError(f"--{flag}: {recorded} (from the checkpoint){where} missing; "
                                 f"give --{flag} to say where the run's files are, or should go")
+    shipped = in_repository("weights/judge.pth")
+    if "judge" not in given and not Path(config.judge).is_file() and Path(shipped).is_file():
+        print(f"--judge: taking {shipped} (the checkpoint's {config.judge} is not there)")
+        found["judge"] = shipped
     return dataclasses.replace(config, **found)
+
+
+def finished(results: Path) -> bool:
+    """Whether the run of the results folder ``results`` wrote its final files, all of them.
+
+    Its config.json gets ``finished`` last, after the final weights and the GIF.
+    """
+    try:
+        return "finished" in json.loads((results / "config.json").read_text())
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 def warn_if_edited(config: object, recorded: dict) -> None:
@@ -208,7 +254,8 @@ def warn_if_edited(config: object, recorded: dict) -> None:
     written = written if isinstance(written, dict) else {}
     edited = [f"{key} {written[key]!r} there, {value!r} in the checkpoint"
               for key, value in recorded.items() if key in dataclasses.asdict(config)
-              and key not in NOT_INHERITED and key in written and written[key] != value]
+              and key not in (*NOT_INHERITED, "run_name") and key in written
+              and written[key] != value]
     if edited:
         print(f"train.py: warning: {path} differs from the checkpoint ({'; '.join(edited)}); "
               "the checkpoint's configuration is used: change a flag on the command line "
@@ -222,10 +269,9 @@ def latest_run(weights_dir: Path) -> Path | None:
     checkpoints as it trains, so the newest of these files tells the run trained most
     recently (files that other commands add, like evaluate.py's report, do not count).
     """
-    runs = [lock.parent for lock in weights_dir.glob(f"*/{LOCK_NAME}")
-            if any(lock.parent.glob(CHECKPOINT_GLOB))]
+    runs = {checkpoint.parent for checkpoint in weights_dir.glob(f"*/{CHECKPOINT_GLOB}")}
     return max(runs, default=None, key=lambda run: max(
-        f.stat().st_mtime for f in [run / LOCK_NAME, *run.glob(CHECKPOINT_GLOB)]))
+        f.stat().st_mtime for f in [run / LOCK_NAME, *run.glob(CHECKPOINT_GLOB)] if f.exists()))
 
 
 def make_config(flags: dict, given: set[str], resumed: dict | None = None) -> object:
@@ -329,6 +375,13 @@ class Run:
                 for leftover in folder.glob(TEMPORARY_GLOB):
                     leftover.unlink()
             (self.results / STOPPED).unlink(missing_ok=True)  # it goes on now
+            step = self.resumed[1]["step"]
+            later = [p for p in self.weights.glob(CHECKPOINT_GLOB) if p.name > self.resumed[0].name]
+            if later:  # the run goes back to an earlier step: what came after it is no more
+                print(f"--resume: step {step} is earlier than this run's newest checkpoint; "
+                      f"removing the {len(later)} after it")
+                for checkpoint in later:
+                    checkpoint.unlink()
             return
         for attempt in range(1, 1000):
             name = self.config.run_name if attempt == 1 else f"{self.config.run_name}-{attempt}"
@@ -354,7 +407,8 @@ class Run:
 
     def files_in(self, name: str) -> list[Path]:
         """The folders of run ``name`` that hold anything but its lock."""
-        return [f for f in self.folders(name) if f.is_dir() and set(os.listdir(f)) - {LOCK_NAME}]
+        return [f for f in self.folders(name) if f.is_dir() and any(
+            p.name != LOCK_NAME and not p.match(TEMPORARY_GLOB) for p in f.iterdir())]
 
     def take_lock(self, name: str | None = None) -> None:
         """Make the run's folders and take its locks, in its weights and results folders.
@@ -371,7 +425,7 @@ class Run:
         self.weights, self.results, self.logs = self.folders()  # checkpoints; images, logs
         for folder in self.folders():
             folder.mkdir(parents=True, exist_ok=True)
-        for folder in self.folders()[:2]:
+        for folder in dict.fromkeys(self.folders()[:2]):  # one, if they are one folder
             lock = FileLock(folder / LOCK_NAME, timeout=0)
             try:
                 lock.acquire()
@@ -402,8 +456,9 @@ class Run:
             self.stop.__exit__(None, None, None)
             if not self.resumed and not self.files_in(self.name):  # it wrote nothing
                 for folder in self.folders():
-                    (folder / LOCK_NAME).unlink(missing_ok=True)
-                    folder.rmdir()
+                    with suppress(OSError):  # gone already, if two roots are one
+                        (folder / LOCK_NAME).unlink(missing_ok=True)
+                        folder.rmdir()
         if isinstance(error, Stopped):
             say(message)
             self.exit_code = self.stop.exit_code
@@ -439,8 +494,16 @@ class Run:
         """
         self.loader, self.loader_rng, self.parts = loader, loader.generator, parts
         self.n_batches = min(len(loader), self.config.limit_batches or len(loader))
+        images = self.record.setdefault("train_images", len(loader.dataset))
+        if images != len(loader.dataset):  # the shuffle replay needs the same set
+            raise ArgumentError(f"--data_dir {self.config.data_dir} holds {len(loader.dataset)} "
+                                f"training images, the run trained on {images}; give the run's "
+                                "--data_dir")
         if self.resumed:
             self.load_state_dict(self.resumed[1])
+        else:  # first of all: a run is resumable from its first moment
+            self.last_checkpoint = save_checkpoint(self.state_dict(), self.weights,
+                                                   keep=self.config.keep_checkpoints)
         self.write_config()
         # Reading numbers back stalls a GPU but costs nothing on a CPU.
         flush_every = 1 if self.config.device == "cpu" else 50
@@ -453,8 +516,6 @@ class Run:
             print(f"train.py: warning: {self.recorder.csv_path} ends at step {logged}, before "
                   f"the checkpoint's {self.step}: steps {logged + 1}-{self.step} are missing "
                   "from the logs (the training state is complete)", file=sys.stderr)
-        if not self.resumed:
-            self.save()
         print(f"run {self.name}: {len(loader.dataset)} images, {self.n_batches} batches an "
               f"epoch; TensorBoard: tensorboard --logdir={self.config.log_dir}")
         if self.stop.signum:
