@@ -71,7 +71,8 @@ non_negative_int = _checked(int, lambda v: v >= 0, "a non-negative integer")
 positive_float = _checked(float, lambda v: 0 < v < float("inf"), "a positive number")
 unit_interval = _checked(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
 # A run's sub-folder name: no path separators, nothing hidden, nothing that walks up.
-folder_name = _checked(str, lambda v: re.fullmatch(r"\w[\w.+-]*", v) is not None,
+FOLDER_NAME = re.compile(r"\w[\w.+-]*")
+folder_name = _checked(str, lambda v: FOLDER_NAME.fullmatch(v) is not None,
                        "a folder name of letters, digits and _ . + - (not starting with . + -)")
 # NumPy's seeds are 32-bit; torch's would take 64 bits, but a run seeds both.
 seed = _checked(int, lambda v: 0 <= v < 2**32, "an integer in [0, 2**32)")

@@ -103,7 +103,7 @@ def download_mnist(data_dir: Path, train: bool) -> None:
     raw_dir, here = data_dir / "MNIST" / "raw", data_dir.resolve()
     for folder, root in ((here, here.parent.parent), (here / "raw", here.parent)):
         if has_mnist(folder):
-            at_home = folder.resolve() == (root / "MNIST" / "raw").resolve()
+            at_home = folder == root / "MNIST" / "raw"  # both resolved already
             hint = f"give --data_dir {root}" if at_home else f"move them into {raw_dir}"
             raise MNISTNotFoundError(f"MNIST is not in {raw_dir}, but its files are in {folder}: "
                                      f"{hint} (--data_dir is the folder that holds MNIST/raw)")

@@ -23,7 +23,6 @@ import dataclasses
 import json
 import math
 import os
-import re
 import sys
 import time
 from collections.abc import Iterator
@@ -46,7 +45,7 @@ from utils.checkpoint import (
     save_atomic,
     save_checkpoint,
 )
-from utils.cli import check_output_folder, describe, in_repository
+from utils.cli import FOLDER_NAME, check_output_folder, describe, in_repository
 from utils.device import amp_supported, is_out_of_memory, resolve_device
 from utils.errors import ArgumentError, UserError
 from utils.files import TEMPORARY_GLOB, atomic_path
@@ -181,7 +180,7 @@ def renamed_run(folder: Path, recorded: str) -> bool:
     It is when train.py made it (it holds the run's lock file) and every checkpoint in it
     is of that run; not a folder a checkpoint was copied into, nor the top of weights/.
     """
-    if not (folder / LOCK_NAME).is_file() or not re.fullmatch(r"\w[\w.+-]*", folder.name):
+    if not (folder / LOCK_NAME).is_file() or not FOLDER_NAME.fullmatch(folder.name):
         return False
     names = set()
     for other in folder.glob(CHECKPOINT_GLOB):
@@ -252,10 +251,10 @@ def warn_if_edited(config: object, recorded: dict) -> None:
     except (OSError, ValueError):
         return
     written = written if isinstance(written, dict) else {}
+    flags = set(dataclasses.asdict(config)) - {*NOT_INHERITED, "run_name"}
     edited = [f"{key} {written[key]!r} there, {value!r} in the checkpoint"
-              for key, value in recorded.items() if key in dataclasses.asdict(config)
-              and key not in (*NOT_INHERITED, "run_name") and key in written
-              and written[key] != value]
+              for key, value in recorded.items()
+              if key in flags and key in written and written[key] != value]
     if edited:
         print(f"train.py: warning: {path} differs from the checkpoint ({'; '.join(edited)}); "
               "the checkpoint's configuration is used: change a flag on the command line "
