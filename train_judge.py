@@ -34,19 +34,14 @@ from utils.data_loader import load_mnist, make_loader
 from utils.device import resolve_device
 from utils.errors import ArgumentError
 from utils.files import atomic_path
+from utils.metrics import judge_images
 from utils.random_state import seed_everything
 
 
-@torch.no_grad()
-def accuracy(judge: Judge, images: torch.Tensor, labels: torch.Tensor,
-             batch_size: int = 1000) -> float:
+def accuracy(judge: Judge, images: torch.Tensor, labels: torch.Tensor) -> float:
     """Share of ``images`` that ``judge`` (in eval mode) labels correctly."""
-    judge.eval()
-    device = next(judge.parameters()).device
-    correct = sum((judge(images[i:i + batch_size].to(device)).argmax(1).cpu()
-                   == labels[i:i + batch_size]).sum().item()
-                  for i in range(0, len(images), batch_size))
-    return correct / len(images)
+    _, probabilities = judge_images(judge.eval(), images)
+    return (probabilities.argmax(1) == labels).sum().item() / len(images)
 
 
 def train_judge(images: torch.Tensor, labels: torch.Tensor, epochs: int, batch_size: int,

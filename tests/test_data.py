@@ -11,7 +11,8 @@ from torchvision.datasets import MNIST
 
 from tests.conftest import N_TEST, N_TRAIN
 from utils import data_loader
-from utils.data_loader import MNISTNotFoundError, load_mnist, make_loader
+from utils.data_loader import load_mnist, make_loader
+from utils.errors import UserError
 
 
 def test_shapes_range_and_labels(mnist_root: Path) -> None:
@@ -69,7 +70,7 @@ def test_missing_data_without_network_names_the_files(
         raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nno network")
 
     monkeypatch.setattr(data_loader, "MNIST", no_network)
-    with pytest.raises(MNISTNotFoundError) as caught:
+    with pytest.raises(UserError) as caught:
         load_mnist(tmp_path / "nowhere")
     message = str(caught.value)
     assert "\n" not in message
@@ -97,7 +98,7 @@ def test_mnist_one_or_two_levels_off_names_the_data_dir_to_give(
     given: str, mnist_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(data_loader, "MNIST", lambda *args, **kwargs: pytest.fail("download"))
-    with pytest.raises(MNISTNotFoundError) as caught:
+    with pytest.raises(UserError) as caught:
         load_mnist(mnist_root / given)
     assert str(caught.value) == (
         f"MNIST is not in {mnist_root / given / 'MNIST' / 'raw'}, but its files are in "

@@ -393,11 +393,11 @@ BAD_INPUTS = [  # (id, arguments, exit status, text the one-line message must ho
      "--batch_size 8 differs from the resumed run's 16"),
     ("MNIST missing", ["--data_dir", no_mnist], 1, "MNIST is not in "),
     ("IDX truncated", ["--data_dir", damaged_mnist(truncate_images)], 1,
-     "train-images-idx3-ubyte is truncated (5000 bytes, "),
+     "train-images-idx3-ubyte (5000 bytes) is truncated, corrupt or not an MNIST IDX file"),
     ("IDX wrong header", ["--data_dir", damaged_mnist(overwrite_header)], 1,
-     "train-images-idx3-ubyte is not an MNIST IDX file"),
+     "train-images-idx3-ubyte ("),
     ("IDX counts differ", ["--data_dir", damaged_mnist(too_few_labels)], 1,
-     "images but 7 labels"),
+     "pixels but 7 labels"),
 ]
 if not torch.cuda.is_available():
     BAD_INPUTS.append(("device cuda", ["--device", "cuda"], 2,

@@ -258,7 +258,7 @@ def test_a_users_tmp_files_survive_and_a_runs_own_leftovers_go(
     failed = run_train(*quick_flags(mnist_root, tmp_path), "--data_dir",
                        str(tmp_path / "bad_data"))
     assert failed.returncode == 1
-    assert "is not an MNIST IDX file" in last_line(failed)
+    assert "is truncated, corrupt or not an MNIST IDX file" in last_line(failed)
     for root in ("weights", "results", "logs"):  # its empty folders are gone again
         assert [p.name for p in run_folders(tmp_path / root)] == [RUN]
     new = run_train(*quick_flags(mnist_root, tmp_path), "--n_epochs", "1", "--limit_batches", "2")

@@ -10,7 +10,8 @@ from torch import nn
 from torch.optim import Adam
 
 from models import Discriminator, Generator
-from utils.device import DeviceUnavailableError, resolve_device
+from utils.device import resolve_device
+from utils.errors import ArgumentError
 from utils.step import FAKE, STAT_NAMES, bce, gan_step
 
 
@@ -162,11 +163,11 @@ def test_resolve_device_prefers_cuda_then_mps_then_cpu(monkeypatch: pytest.Monke
     assert resolve_device("cpu") == torch.device("cpu")
     machine(cuda=False, mps=True)
     assert resolve_device("auto") == torch.device("mps")
-    with pytest.raises(DeviceUnavailableError, match="--device cuda: PyTorch sees no cuda"):
+    with pytest.raises(ArgumentError, match="--device cuda: PyTorch sees no cuda"):
         resolve_device("cuda")
     machine(cuda=False, mps=False)
     assert resolve_device("auto") == torch.device("cpu")
-    with pytest.raises(DeviceUnavailableError, match="--device mps: PyTorch sees no mps"):
+    with pytest.raises(ArgumentError, match="--device mps: PyTorch sees no mps"):
         resolve_device("mps")
 
 

@@ -1,13 +1,13 @@
 """MNIST, decoded and normalised once, served a batch at a time.
 
-torchvision's ``MNIST`` already holds the whole set as one uint8 tensor. Converting it once
+torchvision's IDX readers give the whole set as one uint8 tensor. Converting it once
 with the same arithmetic as ``ToTensor()`` + ``Normalize(0.5, 0.5)`` gives the values the
 textbook pipeline gives, without redoing PIL and transform work for every image of every
 epoch; a batch is then one tensor indexing operation.
 """
 
 import gzip
-import math
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 from torchvision.datasets import MNIST
+from torchvision.datasets.mnist import read_image_file, read_label_file
 
 from utils.errors import ArgumentError, UserError
 from utils.files import atomic_path
@@ -25,14 +26,6 @@ RAW_FILES = (
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
 )
-
-
-class MNISTNotFoundError(UserError):
-    """MNIST is not on disk and could not be downloaded."""
-
-
-class MNISTCorruptError(UserError):
-    """An MNIST file is truncated, corrupt, or not an MNIST IDX file."""
 
 
 def to_model_range(images: Tensor) -> Tensor:
@@ -56,20 +49,35 @@ def load_mnist(data_dir: str | Path = "data", train: bool = True) -> tuple[Tenso
         images ``(N, 1, 28, 28)`` float32 in [-1, 1] and labels ``(N,)`` int64.
 
     Raises:
-        MNISTNotFoundError: the files are missing and the download failed.
-        MNISTCorruptError: a file is truncated, corrupt or not MNIST.
+        UserError: the files are missing and the download failed, or one is truncated,
+            corrupt or not MNIST (naming it).
     """
     raw_dir = Path(data_dir) / "MNIST" / "raw"
     if not has_mnist(raw_dir):
         download_mnist(Path(data_dir), train)
     prefix = "train" if train else "t10k"
-    n_images = check_idx_file(raw_dir / f"{prefix}-images-idx3-ubyte", (28, 28))
-    n_labels = check_idx_file(raw_dir / f"{prefix}-labels-idx1-ubyte", ())
-    if n_images != n_labels:
-        raise MNISTCorruptError(f"{raw_dir} holds {n_images} {prefix} images but {n_labels} "
-                                "labels; replace both files with the original MNIST files")
-    dataset = MNIST(str(data_dir), train=train, download=False)
-    return to_model_range(dataset.data), dataset.targets
+    images = read_idx(raw_dir / f"{prefix}-images-idx3-ubyte", read_image_file)
+    labels = read_idx(raw_dir / f"{prefix}-labels-idx1-ubyte", read_label_file)
+    if images.shape[1:] != (28, 28) or len(images) != len(labels):
+        size = " x ".join(map(str, images.shape[1:]))
+        raise UserError(f"{raw_dir} holds {len(images)} {prefix} images of {size} pixels but "
+                        f"{len(labels)} labels; MNIST has 28 x 28 images, one label each: "
+                        "replace the files with the original MNIST files")
+    return to_model_range(images), labels
+
+
+def read_idx(path: Path, read: Callable[[str], Tensor]) -> Tensor:
+    """An IDX file, read by torchvision's ``read_image_file`` or ``read_label_file``.
+
+    Raises:
+        UserError: naming the file, if it is truncated, corrupt or not an MNIST IDX file.
+    """
+    try:
+        return read(str(path))
+    except (AssertionError, KeyError, RuntimeError, TypeError, ValueError):  # torchvision's
+        raise UserError(f"{path} ({path.stat().st_size} bytes) is truncated, corrupt or not an "
+                        "MNIST IDX file; delete it so that it is downloaded again, or replace it "
+                        "with the original file") from None
 
 
 def has_mnist(folder: Path) -> bool:
@@ -84,8 +92,8 @@ def has_mnist(folder: Path) -> bool:
             try:
                 data = gzip.decompress(packed.read_bytes())
             except (OSError, EOFError) as error:
-                raise MNISTCorruptError(f"{packed} is not a complete gzip file ({error}); "
-                                        "replace it with the original file") from None
+                raise UserError(f"{packed} is not a complete gzip file ({error}); "
+                                "replace it with the original file") from None
             with atomic_path(folder / name) as tmp:
                 tmp.write_bytes(data)
     return all((folder / name).is_file() for name in RAW_FILES)
@@ -98,15 +106,15 @@ def download_mnist(data_dir: Path, train: bool) -> None:
     itself) are pointed out instead; a failed download leaves no empty folders behind.
 
     Raises:
-        MNISTNotFoundError: the files are elsewhere, or the download failed.
+        UserError: the files are elsewhere, or the download failed.
     """
     raw_dir, here = data_dir / "MNIST" / "raw", data_dir.resolve()
     for folder, root in ((here, here.parent.parent), (here / "raw", here.parent)):
         if has_mnist(folder):
             at_home = folder == root / "MNIST" / "raw"  # both resolved already
             hint = f"give --data_dir {root}" if at_home else f"move them into {raw_dir}"
-            raise MNISTNotFoundError(f"MNIST is not in {raw_dir}, but its files are in {folder}: "
-                                     f"{hint} (--data_dir is the folder that holds MNIST/raw)")
+            raise UserError(f"MNIST is not in {raw_dir}, but its files are in {folder}: "
+                            f"{hint} (--data_dir is the folder that holds MNIST/raw)")
     missing = [f for f in (data_dir, data_dir / "MNIST", raw_dir) if not f.exists()]
     try:
         MNIST(str(data_dir), train=train, download=True)
@@ -115,45 +123,11 @@ def download_mnist(data_dir: Path, train: bool) -> None:
             with suppress(OSError):
                 folder.rmdir()
         reason = [line for line in str(error).splitlines() if line.strip()] or ["?"]
-        raise MNISTNotFoundError(
+        raise UserError(
             f"MNIST is not in {raw_dir} and could not be downloaded ({reason[-1].strip()}); "
             f"put the four files {', '.join(RAW_FILES)} (or their .gz files) there, or point "
             "--data_dir at the folder that holds MNIST/raw"
         ) from error
-
-
-def check_idx_file(path: Path, item_shape: tuple[int, ...]) -> int:
-    """Check that ``path`` is a complete uint8 IDX file of items of ``item_shape``.
-
-    The IDX header is two zero bytes, the type (0x08 for uint8), the number of dimensions,
-    then each dimension as a big-endian 32-bit integer; the data follow.
-
-    Returns:
-        The number of items.
-
-    Raises:
-        MNISTCorruptError: naming the file and what is wrong with it.
-    """
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        magic = f.read(4)
-        ndim = 1 + len(item_shape)
-        header = f.read(4 * ndim)
-    fix = "delete it so that it is downloaded again, or replace it with the original file"
-    if len(magic) < 4 or magic[:3] != b"\x00\x00\x08" or magic[3] != ndim:
-        raise MNISTCorruptError(f"{path} is not an MNIST IDX file (wrong header); {fix}")
-    if len(header) < 4 * ndim:
-        raise MNISTCorruptError(f"{path} is truncated ({size} bytes, header incomplete); {fix}")
-    shape = tuple(int.from_bytes(header[i : i + 4], "big") for i in range(0, 4 * ndim, 4))
-    if shape[1:] != item_shape:
-        raise MNISTCorruptError(f"{path} holds items of shape {shape[1:]}, not {item_shape}; "
-                                f"{fix}")
-    expected = 4 + 4 * ndim + math.prod(shape)
-    if size != expected:
-        problem = "truncated" if size < expected else "longer than its header says"
-        raise MNISTCorruptError(f"{path} is {problem} ({size} bytes, {expected} expected); "
-                                f"{fix}")
-    return shape[0]
 
 
 def make_loader(images: Tensor, batch_size: int, generator: torch.Generator) -> DataLoader:

@@ -9,23 +9,19 @@ import torch
 from utils.errors import ArgumentError
 
 
-class DeviceUnavailableError(ArgumentError):
-    """The device asked for with ``--device`` is not available."""
-
-
 def resolve_device(name: str = "auto") -> torch.device:
     """Turn ``auto``, ``cpu``, ``cuda`` or ``mps`` into a device that exists here.
 
     ``auto`` picks CUDA, then Apple's MPS, then the CPU.
 
     Raises:
-        DeviceUnavailableError: ``cuda`` or ``mps`` asked for where PyTorch sees none.
+        ArgumentError: ``cuda`` or ``mps`` asked for where PyTorch sees none.
     """
     cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
     if name == "auto":
         name = "cuda" if cuda else "mps" if mps else "cpu"
     if (name == "cuda" and not cuda) or (name == "mps" and not mps):
-        raise DeviceUnavailableError(
+        raise ArgumentError(
             f"--device {name}: PyTorch sees no {name} device here; use --device auto or cpu"
         )
     return torch.device(name)

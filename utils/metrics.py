@@ -27,6 +27,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from models import Judge
+from utils.visualize import device_of, evaluating
 
 K_NEIGHBOURS = 5
 MIN_SAMPLES = K_NEIGHBOURS + 1  # the k-NN scores need k other samples; FID needs 2
@@ -52,7 +53,7 @@ class Reference:
 @torch.no_grad()
 def judge_images(judge: Judge, images: Tensor, batch_size: int = 1000) -> tuple[Tensor, Tensor]:
     """The judge's features ``(N, 128)`` and class probabilities ``(N, 10)``, on the CPU."""
-    device = next(judge.parameters()).device
+    device = device_of(judge)
     features, probabilities = [], []
     for batch in images.split(batch_size):
         f = judge.features(batch.to(device))
@@ -69,7 +70,7 @@ def generate_images(netG: nn.Module, n: int, seed: int, nz: int,
     The noise comes from its own generator on the CPU, so the same seed gives the same noise
     on every device and leaves the global random state untouched.
     """
-    device = next(netG.parameters()).device
+    device = device_of(netG)
     noise = torch.randn(n, nz, 1, 1, generator=torch.Generator().manual_seed(seed))
     return torch.cat([netG(z.to(device)).float().cpu() for z in noise.split(batch_size)])
 
@@ -210,10 +211,6 @@ def real_data_scores(judge: Judge, reference: Reference, n: int = 10_000,
 def evaluate_generator(netG: nn.Module, judge: Judge, reference: Reference, n: int = 10_000,
                        seed: int = 0) -> dict[str, float | list[float]]:
     """Score ``n`` samples of ``netG``, drawn in eval mode from noise seeded by ``seed``."""
-    was_training = netG.training
-    netG.eval()
-    try:
+    with evaluating(netG):
         images = generate_images(netG, n, seed, netG.nz)
-    finally:
-        netG.train(was_training)
     return score_images(images, judge, reference, seed)

@@ -27,10 +27,6 @@ TENSORBOARD_TAGS = {"D_loss": "loss/D", "G_loss": "loss/G", "D(x)": "D_output/re
                     "D(G(z))": "D_output/fake", "D(G(z))_post": "D_output/fake_after_D_step"}
 
 
-class LogFileError(UserError):
-    """A run's CSV log is not what this program wrote, so a resume cannot continue it."""
-
-
 def shortest(value: float) -> str:
     """A float32 number in its shortest exact decimal form (about 9 digits)."""
     return str(np.float32(value))
@@ -57,7 +53,7 @@ class TrainingRecorder:
         flush_every: steps between read-backs.
 
     Raises:
-        LogFileError: on resume, a CSV holds lines this program did not write.
+        UserError: on resume, a CSV holds lines this program did not write.
     """
 
     def __init__(
@@ -182,7 +178,7 @@ def start_csv(path: Path, columns: tuple[str, ...], resume_step: int) -> list[li
     ``column_types`` says.
 
     Raises:
-        LogFileError: the header or a kept line is not what this program writes.
+        UserError: the header or a kept line is not what this program writes.
     """
     header = ",".join(columns) + "\n"
     text = path.read_text(errors="replace") if path.exists() else ""
@@ -192,7 +188,7 @@ def start_csv(path: Path, columns: tuple[str, ...], resume_step: int) -> list[li
         return []
     lines = text.splitlines(keepends=True)
     if lines[0] != header:
-        raise LogFileError(f"{path} does not start with this program's header ({header.strip()})"
+        raise UserError(f"{path} does not start with this program's header ({header.strip()})"
                            "; move it away to resume without its rows (the checkpoint is intact)")
     complete = lines if lines[-1].endswith("\n") else lines[:-1]  # drop half a row
     kept, rows, types = [header], [], column_types(columns)
@@ -203,7 +199,7 @@ def start_csv(path: Path, columns: tuple[str, ...], resume_step: int) -> list[li
         except ValueError:
             row = []
         if len(values) != len(columns) or not row:
-            raise LogFileError(f"{path}, line {number}, is not a row of this program's log; move "
+            raise UserError(f"{path}, line {number}, is not a row of this program's log; move "
                                "the file away to resume without its rows (the checkpoint is "
                                "intact)")
         if row[columns.index("step")] <= resume_step:

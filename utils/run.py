@@ -72,14 +72,6 @@ STOPPED = "stopped.txt"  # in the results folder: how a run stopped by a signal 
 INTERPOLATION_STEPS = 10
 
 
-class RunInUseError(UserError):
-    """Another train.py is writing this run's files."""
-
-
-class NonFiniteLossError(UserError):
-    """A loss or discriminator output became NaN or infinite."""
-
-
 class Stopped(BaseException):
     """A signal stopped the run; a checkpoint was written. ``Run`` ends the block quietly."""
 
@@ -365,62 +357,65 @@ class Run:
         one given with ``--run_name`` is refused.
 
         Raises:
-            RunInUseError: another train.py trains the resumed run.
+            UserError: another train.py trains the resumed run.
             ArgumentError: ``--run_name`` names a run that exists.
         """
         if self.resumed:
-            self.take_lock()
-            for folder in self.folders()[:2]:  # a kill mid-write may have left these
-                for leftover in folder.glob(TEMPORARY_GLOB):
-                    leftover.unlink()
-            (self.results / STOPPED).unlink(missing_ok=True)  # it goes on now
-            step = self.resumed[1]["step"]
-            later = [p for p in self.weights.glob(CHECKPOINT_GLOB) if p.name > self.resumed[0].name]
-            if later:  # the run goes back to an earlier step: what came after it is no more
-                print(f"--resume: step {step} is earlier than this run's newest checkpoint; "
-                      f"removing the {len(later)} after it")
-                for checkpoint in later:
-                    checkpoint.unlink()
+            busy = self.take_lock(self.name)
+            if busy:
+                raise UserError(f"run {self.name} ({busy}) is being trained by another "
+                                "train.py; wait for it to end, or stop it first")
+            self.tidy_resumed()
             return
         for attempt in range(1, 1000):
-            name = self.config.run_name if attempt == 1 else f"{self.config.run_name}-{attempt}"
+            name = self.config.run_name + (f"-{attempt}" if attempt > 1 else "")
             taken = self.files_in(name)
             if not taken:
-                try:
-                    self.take_lock(name)
-                except RunInUseError:
-                    taken = [self.folders(name)[0]]
-                taken = taken or self.files_in(name)  # made in the meantime
-                if taken:
-                    self.release()
-            if taken and self.name_given:
+                busy = self.take_lock(name)
+                taken = [busy] if busy else self.files_in(name)  # or made in the meantime
+                if not taken:
+                    self.config = dataclasses.replace(self.config, run_name=name)
+                    return
+                self.release()
+            if self.name_given:
                 weights = self.folders(name)[0]
                 go_on = (f"continue it with --resume {weights}, or "
                          if any(weights.glob(CHECKPOINT_GLOB)) else "it has no checkpoint; ")
                 raise ArgumentError(f"--run_name {name}: {taken[0]} already holds a run; "
                                     f"{go_on}choose another --run_name")
-            if not taken:
-                self.config = dataclasses.replace(self.config, run_name=name)
-                return
         raise ArgumentError(f"--run_name {self.config.run_name}: every suffix up to -999 is taken")
+
+    def tidy_resumed(self) -> None:
+        """Remove a kill's temporary files, ``STOPPED``, and checkpoints after the resumed one.
+
+        Resuming an earlier checkpoint takes the run back to its step: what came after is no more.
+        """
+        for folder in self.folders()[:2]:
+            for leftover in folder.glob(TEMPORARY_GLOB):
+                leftover.unlink()
+        (self.results / STOPPED).unlink(missing_ok=True)  # it goes on now
+        later = [p for p in self.weights.glob(CHECKPOINT_GLOB) if p.name > self.resumed[0].name]
+        if later:
+            print(f"--resume: step {self.resumed[1]['step']} is earlier than this run's newest "
+                  f"checkpoint; removing the {len(later)} after it")
+            for checkpoint in later:
+                checkpoint.unlink()
 
     def files_in(self, name: str) -> list[Path]:
         """The folders of run ``name`` that hold anything but its lock."""
         return [f for f in self.folders(name) if f.is_dir() and any(
             p.name != LOCK_NAME and not p.match(TEMPORARY_GLOB) for p in f.iterdir())]
 
-    def take_lock(self, name: str | None = None) -> None:
-        """Make the run's folders and take its locks, in its weights and results folders.
+    def take_lock(self, name: str) -> Path | None:
+        """Make run ``name``'s folders and take its locks, in its weights and results folders.
 
         Two locks, so that a copy of a checkpoint resumed from another weights folder still
         meets the run's results, whose CSV two writers would mix. The operating system
         releases them when the process ends, however it ends. Taking them marks the run as
-        the one trained last (``latest_run``).
-
-        Raises:
-            RunInUseError: another process holds them.
+        the one trained last (``latest_run``). Returns the folder whose lock another process
+        holds (then none is taken), or None.
         """
-        self.name = name or self.name
+        self.name = name
         self.weights, self.results, self.logs = self.folders()  # checkpoints; images, logs
         for folder in self.folders():
             folder.mkdir(parents=True, exist_ok=True)
@@ -430,10 +425,10 @@ class Run:
                 lock.acquire()
             except Timeout:
                 self.release()
-                raise RunInUseError(f"run {self.name} ({folder}) is being trained by another "
-                                    "train.py; wait for it to end, or stop it first") from None
+                return folder
             self.lock.append(lock)
         os.utime(self.weights / LOCK_NAME)
+        return None
 
     def release(self) -> None:
         """Let another train.py in."""
@@ -575,7 +570,7 @@ class Run:
         write a checkpoint and stop.
 
         Raises:
-            NonFiniteLossError: a logged number is NaN or infinite.
+            UserError: a logged number is NaN or infinite.
         """
         config = self.config
         self.batch, self.step = self.batch + 1, self.step + 1
@@ -597,7 +592,7 @@ class Run:
             bad = {name: value for name, value in record.items() if not math.isfinite(value)}
             if bad:
                 found = ", ".join(f"{name}={value}" for name, value in bad.items())
-                raise NonFiniteLossError(
+                raise UserError(
                     f"training diverged at step {record['step']} (epoch {record['epoch']}, "
                     f"batch {record['batch']}): {found}; stopped without saving; the last good "
                     f"checkpoint is {self.last_checkpoint or 'none'}; a lower --lr may help")

@@ -16,10 +16,6 @@ from utils.errors import UserError
 from utils.visualization import save_image_grid
 
 
-class DigitNotFoundError(UserError):
-    """Rejection sampling found too few samples of the digit asked for."""
-
-
 def device_of(net: nn.Module) -> torch.device:
     """The device of ``net``'s parameters, where its inputs must go."""
     return next(net.parameters()).device
@@ -125,7 +121,7 @@ def sample_digit(netG: nn.Module, judge: nn.Module, digit: int, n: int, nz: int,
     ``max_draws`` draws (default: 50 per vector asked for, at least 20,000).
 
     Raises:
-        DigitNotFoundError: fewer than ``n`` were found in ``max_draws`` draws.
+        UserError: fewer than ``n`` were found in ``max_draws`` draws.
     """
     max_draws = max_draws or max(20_000, 50 * n)
     kept: list[Tensor] = []
@@ -138,6 +134,6 @@ def sample_digit(netG: nn.Module, judge: nn.Module, digit: int, n: int, nz: int,
         found += int(confident.sum())
         drawn += batch_size
     if found < n:
-        raise DigitNotFoundError(f"only {found} of {drawn} samples were a {digit} with confidence "
-                         f">= {min_confidence}; lower --min_confidence or ask for fewer")
+        raise UserError(f"only {found} of {drawn} samples were a {digit} with confidence "
+                        f">= {min_confidence}; lower --min_confidence or ask for fewer")
     return torch.cat(kept)[:n]
