@@ -53,10 +53,7 @@ def format_table(model: dict, real: dict) -> str:
     """The scores of the model and of real data, one metric a row."""
 
     def cell(scores: dict, key: str, fmt: str) -> str:
-        value = scores.get(key)
-        if value is None:
-            return "n/a"
-        return fmt.format(value)
+        return "n/a" if scores.get(key) is None else fmt.format(scores[key])
 
     lines = [f"{'metric':50s} {'model':>10s} {'real data':>10s}", "-" * 72]
     lines += [f"{label:50s} {cell(model, key, fmt):>10s} {cell(real, key, fmt):>10s}"

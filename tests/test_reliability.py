@@ -366,6 +366,8 @@ BAD_INPUTS = [  # (id, arguments, exit status, text the one-line message must ho
     ("device tpu", ["--device", "tpu"], 2, "argument --device: invalid choice: 'tpu'"),
     ("run_name ../x", ["--run_name", "../x"], 2, "argument --run_name: expected a folder name"),
     ("run_name empty", ["--run_name", ""], 2, "argument --run_name: expected a folder name"),
+    ("run_name 256 characters", ["--run_name", "a" * 256], 2,
+     "argument --run_name: expected a folder name of at most 60 letters"),
     ("seed -1", ["--seed", "-1"], 2, "argument --seed: expected an integer in [0, 2**32)"),
     ("seed 2**32", ["--seed", "4294967296"], 2, "argument --seed: expected an integer in [0,"),
     ("eval_samples 1", ["--eval_samples", "1"], 2,

@@ -70,10 +70,12 @@ positive_int = _checked(int, lambda v: v > 0, "a positive integer")
 non_negative_int = _checked(int, lambda v: v >= 0, "a non-negative integer")
 positive_float = _checked(float, lambda v: 0 < v < float("inf"), "a positive number")
 unit_interval = _checked(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
-# A run's sub-folder name: no path separators, nothing hidden, nothing that walks up.
-FOLDER_NAME = re.compile(r"\w[\w.+-]*")
+# A run's sub-folder name: no path separators, nothing hidden, nothing that walks up; at most
+# 60 characters, so that with a suffix (-2) it stays under the 255 bytes a file system allows.
+FOLDER_NAME = re.compile(r"\w[\w.+-]{0,59}")
 folder_name = _checked(str, lambda v: FOLDER_NAME.fullmatch(v) is not None,
-                       "a folder name of letters, digits and _ . + - (not starting with . + -)")
+                       "a folder name of at most 60 letters, digits and _ . + - (not starting "
+                       "with . + -)")
 # NumPy's seeds are 32-bit; torch's would take 64 bits, but a run seeds both.
 seed = _checked(int, lambda v: 0 <= v < 2**32, "an integer in [0, 2**32)")
 

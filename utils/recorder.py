@@ -163,19 +163,13 @@ class TrainingRecorder:
             self._tensorboard(self.tensorboard.close)
 
 
-def column_types(columns: tuple[str, ...]) -> list[type]:
-    """How each column of a CSV log is read: counters as ints, names as text, else floats."""
-    return [int if column in ("epoch", "batch", "step") else str if column == "generator"
-            else float for column in columns]
-
-
 def start_csv(path: Path, columns: tuple[str, ...], resume_step: int) -> list[list]:
     """Start the CSV log ``path``, or on resume keep its rows up to ``resume_step``.
 
     A missing or empty file gets just the header. On resume, rows after the
     checkpoint's step, and an incomplete last line (a crash or full disk mid-write), are
     dropped: they will be written again. Returns the kept rows, each value read as
-    ``column_types`` says.
+    its column: counters as ints, the generator's name as text, else floats.
 
     Raises:
         UserError: the header or a kept line is not what this program writes.
@@ -191,7 +185,9 @@ def start_csv(path: Path, columns: tuple[str, ...], resume_step: int) -> list[li
         raise UserError(f"{path} does not start with this program's header ({header.strip()})"
                            "; move it away to resume without its rows (the checkpoint is intact)")
     complete = lines if lines[-1].endswith("\n") else lines[:-1]  # drop half a row
-    kept, rows, types = [header], [], column_types(columns)
+    kept, rows = [header], []
+    types = [int if column in ("epoch", "batch", "step") else str if column == "generator"
+             else float for column in columns]
     for number, line in enumerate(complete[1:], start=2):
         values = line.rstrip("\n").split(",")
         try:
