@@ -90,23 +90,21 @@ def open_run(flags: dict, given: set[str], command: str) -> "Run | None":
         ArgumentError, CheckpointError: one line that says what to change.
     """
     found = find_resumed(flags, given)
-    checkpoint = found and found[1]
-    if found:
-        # a run's folder is where its checkpoint is
-        flags = {**flags, "weights_dir": str(found[0].parent.parent)}
-    elif flags["run_name"] is None:
-        flags = {**flags, "run_name": time.strftime("%Y%m%d-%H%M%S")}  # the start time
-    config = make_config(flags, given, checkpoint and checkpoint["config"])
-    if found:
-        config = find_run_folders(config, given, found[0].parent.parent)
-    for flag in ("results_dir", "weights_dir", "log_dir"):
-        check_output_folder(getattr(config, flag), f"--{flag}")
     now = time.strftime("%Y-%m-%d %H:%M:%S")
-    if not found:
+    if found is None:
+        name = flags["run_name"] or time.strftime("%Y%m%d-%H%M%S")  # the start time
+        config = make_config({**flags, "run_name": name}, given)
+        for flag in ("results_dir", "weights_dir", "log_dir"):
+            check_output_folder(getattr(config, flag), f"--{flag}")
         record = {"command": command, "code": describe_code(), "started": now,
                   "machine": describe_machine(torch.device(config.device))}
         return Run(config, record, None, name_given="run_name" in given)
     path, checkpoint = found
+    weights_root = path.parent.parent  # a run's folder is where its checkpoint is
+    config = make_config({**flags, "weights_dir": str(weights_root)}, given, checkpoint["config"])
+    config = find_run_folders(config, given, weights_root)
+    for flag in ("results_dir", "weights_dir", "log_dir"):
+        check_output_folder(getattr(config, flag), f"--{flag}")
     warn_if_edited(config, checkpoint["config"])
     done = (checkpoint["epochs_done"], checkpoint["batch"])
     if done > (config.n_epochs, 0):
