@@ -248,8 +248,9 @@ def test_a_checkpoint_outside_its_runs_folder_is_refused(where: str, mnist_root:
     result = run_train("--resume", str(copy / "checkpoint_step_00000002.pth"))
     assert result.returncode == 1
     assert last_line(result.stderr) == (
-        f"train.py: error: {copy / 'checkpoint_step_00000002.pth'} belongs to run {RUN}, whose "
-        f"files live in <weights_dir>/{RUN}/; move it into such a folder, alone, to resume")
+        f"train.py: error: {copy / 'checkpoint_step_00000002.pth'} belongs to run {RUN}, which "
+        f"resumes only from its own folder, <weights_dir>/{RUN}/ (beside <results_dir>/{RUN}/ "
+        f"and <log_dir>/{RUN}/); move it, or rename the run's folders, back there to resume")
     assert tree(tmp_path) == before
 
 
@@ -269,6 +270,57 @@ def test_a_run_resumed_from_another_tree_writes_into_its_own(mnist_root: Path,
     assert tree(b) == before  # b's own run is untouched
     assert f"--results_dir: taking {a / 'results'}, beside the run's weights" in resumed.stdout
     assert pd.read_csv(a / "results" / "x" / "training_data.csv")["step"].tolist() == [1, 2, 3, 4]
+
+
+def test_symbolic_links_to_a_run_lead_to_the_run_itself(mnist_root: Path,
+                                                        tmp_path: Path) -> None:
+    stopped_run(mnist_root, tmp_path)
+    weights = tmp_path / "weights"
+    (weights / "latest").symlink_to(RUN)  # a convenience link to the run's folder
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "link").symlink_to(weights)  # '..' after it leads to tmp_path
+    through_dotdot = tmp_path / "sub" / "link" / ".." / "weights" / RUN
+    for resume, epochs in ((weights / "latest", "2"), (through_dotdot, "3"), ("auto", "4")):
+        resumed = run_train("--resume", str(resume), "--n_epochs", epochs, "--weights_dir",
+                            str(weights))
+        assert resumed.returncode == 0, resumed.stderr
+        assert f"resuming run {RUN} from {weights / RUN}/checkpoint_step_" in resumed.stdout
+    for root in ("results", "logs"):
+        assert [p.name for p in (tmp_path / root).iterdir()] == [RUN]
+    assert not (tmp_path / "sub" / "weights").exists()
+    steps = pd.read_csv(tmp_path / "results" / RUN / "training_data.csv")["step"]
+    assert steps.tolist() == list(range(1, 17))
+    assert {torch.load(p, weights_only=True)["run_name"]
+            for p in (weights / RUN).glob("checkpoint_*")} == {RUN}
+
+
+def test_the_results_of_another_run_of_the_same_name_are_refused(mnist_root: Path,
+                                                                 tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    stopped_run(mnist_root, a)
+    stopped_run(mnist_root, b, seed="1")  # another run, also named RUN
+    before = tree(b)
+    resumed = run_train("--resume", str(a / "weights" / RUN), "--n_epochs", "2",
+                        "--results_dir", str(b / "results"))
+    assert resumed.returncode == 2
+    assert last_line(resumed.stderr).startswith(
+        f"train.py: error: --results_dir: {b / 'results' / RUN} holds another run named {RUN}, "
+        "started ")
+    assert tree(b) == before
+
+
+def test_a_copied_tree_resumes_into_the_copy(mnist_root: Path, tmp_path: Path) -> None:
+    original, copy = tmp_path / "original", tmp_path / "copy"
+    stopped_run(mnist_root, original)  # its folders recorded as absolute paths
+    shutil.copytree(original, copy)
+    before = tree(original)
+    resumed = run_train("--resume", str(copy / "weights" / RUN), "--n_epochs", "2")
+    assert resumed.returncode == 0, resumed.stderr
+    assert (f"--results_dir: taking {copy / 'results'}, beside the run's weights (the "
+            f"checkpoint says {original / 'results'})") in resumed.stdout
+    assert tree(original) == before
+    steps = pd.read_csv(copy / "results" / RUN / "training_data.csv")["step"]
+    assert steps.tolist() == list(range(1, 9))
 
 
 def test_resuming_an_earlier_checkpoint_drops_the_later_ones(mnist_root: Path,

@@ -384,7 +384,7 @@ BAD_INPUTS = [  # (id, arguments, exit status, text the one-line message must ho
     ("resume random bytes", ["--resume", random_bytes], 1, "is not a readable PyTorch file"),
     ("resume text file", ["--resume", text_file], 1, "is not a readable PyTorch file"),
     ("resume a folder without checkpoints", ["--resume", lambda at: str(at.tmp)], 1,
-     "holds no checkpoint_step_*.pth; pass another run's folder or checkpoint"),
+     "holds no checkpoint_step_*.pth; pass a run's weights folder (<weights_dir>/<run>/)"),
     ("resume weights file", ["--resume", run_weights], 1,
      "holds weights (a state dict), not a training checkpoint"),
     ("resume foreign", ["--resume", foreign_checkpoint], 1,

@@ -512,7 +512,7 @@ def test_resume_auto_without_any_run_starts_one(mnist_root: Path, tmp_path: Path
                                                             "checkpoint_step_00000002.pth"]
 
 
-def test_a_run_killed_early_and_renamed_continues_from_step_0_with_its_flags(
+def test_a_run_killed_early_continues_from_step_0_with_its_flags_but_not_renamed(
     mnist_root: Path, tmp_path: Path
 ) -> None:
     process = start_train(*quick_flags(mnist_root, tmp_path), "--n_epochs", "1",
@@ -533,20 +533,23 @@ def test_a_run_killed_early_and_renamed_continues_from_step_0_with_its_flags(
     time.sleep(max(0.0, int(killed.name.split(".")[3]) + 1.05 - time.time()))
     for root in ("weights", "results", "logs"):  # the user renames the run
         (tmp_path / root / run.name).rename(tmp_path / root / "renamed")
-    weights, results = tmp_path / "weights" / "renamed", tmp_path / "results" / "renamed"
+    refused = run_train(*roots(tmp_path), "--resume", "auto")
+    assert refused.returncode == 1
+    assert (f"{tmp_path / 'weights' / 'renamed' / STEP_0} belongs to run {run.name}, which "
+            "resumes only from its own folder") in refused.stderr
+    for root in ("weights", "results", "logs"):  # and renames it back
+        (tmp_path / root / "renamed").rename(tmp_path / root / run.name)
+    weights, results = tmp_path / "weights" / run.name, run
 
     again = run_train(*roots(tmp_path), "--resume", "auto")  # its own flags, from its checkpoint
     assert again.returncode == 0, again.stderr
-    assert (f"resuming run renamed from {weights / STEP_0}: 0 epochs and 0 batches done "
+    assert (f"resuming run {run.name} from {weights / STEP_0}: 0 epochs and 0 batches done "
             "(step 0)") in again.stdout
     config = json.loads((results / "config.json").read_text())
-    assert config["run_name"] == "renamed"
     assert (config["batch_size"], config["ngf"], config["limit_batches"],
             config["checkpoint_interval"]) == (16, 16, 8, 0)
-    assert torch.load(weights / "checkpoint_step_00000008.pth",
-                      weights_only=True)["run_name"] == "renamed"
     assert csv_steps(results) == list(range(1, 9))  # the killed attempt's rows dropped
-    events = EventAccumulator(str(tmp_path / "logs" / "renamed"))
+    events = EventAccumulator(str(tmp_path / "logs" / run.name))
     events.Reload()  # the killed attempt's events are purged: each step once
     assert [e.step for e in events.Scalars("loss/D")] == list(range(1, 9))
 

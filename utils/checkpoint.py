@@ -99,8 +99,9 @@ def newest_checkpoint(run_dir: str | Path) -> tuple[Path, dict, list[str]]:
         except CheckpointError as error:
             skipped.append(str(error))
     found = f"{len(skipped)} unreadable checkpoints" if skipped else f"no {CHECKPOINT_GLOB}"
-    raise CheckpointError(f"{run_dir} holds {found}; pass another run's folder or checkpoint "
-                          "to --resume, or start a new run")
+    raise CheckpointError(f"{Path(run_dir)} holds {found}; pass a run's weights folder "
+                          "(<weights_dir>/<run>/) or one of its checkpoints to --resume, or "
+                          "start a new run")
 
 
 def _is_state_dict(obj: object) -> bool:

@@ -45,7 +45,7 @@ from utils.checkpoint import (
     save_atomic,
     save_checkpoint,
 )
-from utils.cli import FOLDER_NAME, check_output_folder, describe, in_repository
+from utils.cli import check_output_folder, describe, in_repository
 from utils.device import amp_supported, is_out_of_memory, resolve_device
 from utils.errors import ArgumentError, UserError
 from utils.files import TEMPORARY_GLOB, atomic_path
@@ -105,7 +105,7 @@ def open_run(flags: dict, given: set[str], command: str) -> "Run | None":
     config = find_run_folders(config, given, weights_root)
     for flag in ("results_dir", "weights_dir", "log_dir"):
         check_output_folder(getattr(config, flag), f"--{flag}")
-    warn_if_edited(config, checkpoint["config"])
+    check_results_folder(config, checkpoint["config"])
     done = (checkpoint["epochs_done"], checkpoint["batch"])
     if done > (config.n_epochs, 0):
         where = f"in epoch {done[0] + 1}" if done[1] else f"after epoch {done[0]}"
@@ -151,44 +151,25 @@ def find_resumed(flags: dict, given: set[str]) -> tuple[Path, dict] | None:
         path, checkpoint, skipped = Path(resume), load_checkpoint(resume), []
     for reason in skipped:
         print(f"--resume: skipped {reason}", file=sys.stderr)
-    path = Path(os.path.abspath(path))  # its folder's name is the run's, even for '.'
-    name, recorded = path.parent.name, checkpoint["run_name"]
-    if name != recorded:  # a renamed run keeps its new name; anything else is refused
-        if not renamed_run(path.parent, recorded):
-            raise CheckpointError(f"{path} belongs to run {recorded}, whose files live in "
-                                  f"<weights_dir>/{recorded}/; move it into such a folder, "
-                                  "alone, to resume")
-        print(f"--resume: run {recorded} goes on as {name}, its folder's name")
-        checkpoint = {**checkpoint, "run_name": name,
-                      "config": {**checkpoint["config"], "run_name": name}}
+    path = Path(path).resolve()  # the real folder, through '.', '..' and symbolic links
+    recorded = checkpoint["run_name"]
+    if path.parent.name != recorded:  # copied or renamed: the run's other files are elsewhere
+        raise CheckpointError(f"{path} belongs to run {recorded}, which resumes only from its "
+                              f"own folder, <weights_dir>/{recorded}/ (beside "
+                              f"<results_dir>/{recorded}/ and <log_dir>/{recorded}/); move it, "
+                              "or rename the run's folders, back there to resume")
     return path, checkpoint
-
-
-def renamed_run(folder: Path, recorded: str) -> bool:
-    """Whether ``folder`` is the weights folder of run ``recorded``, renamed by its user.
-
-    It is when train.py made it (it holds the run's lock file) and every checkpoint in it
-    is of that run; not a folder a checkpoint was copied into, nor the top of weights/.
-    """
-    if not (folder / LOCK_NAME).is_file() or not FOLDER_NAME.fullmatch(folder.name):
-        return False
-    names = set()
-    for other in folder.glob(CHECKPOINT_GLOB):
-        try:
-            names.add(load_checkpoint(other)["run_name"])
-        except (CheckpointError, KeyError):
-            continue
-    return names == {recorded}
 
 
 def find_run_folders(config: object, given: set[str], weights_root: Path) -> object:
     """A resumed run's ``--results_dir``, ``--log_dir``, ``--data_dir`` and ``--judge``.
 
     The checkpoint records those its run used, perhaps relative to another working folder or
-    in a tree that was moved since. A recorded absolute folder that holds the run is taken;
-    else the one of that name beside the run's weights root (the run's own tree); else the
-    recorded one. A recorded judge that is gone is replaced by the shipped one. Each
-    replacement is said.
+    in a tree that was moved or copied since. The run's results and logs are taken from its
+    own tree, the folder of that name beside its weights root, if it holds the run, so that a
+    copy never writes into the original; else from the recorded folder. MNIST is read where
+    it was, or else beside the weights. A recorded judge that is gone is replaced by the
+    shipped one. Each replacement is said.
 
     Raises:
         ArgumentError: the results or TensorBoard root is found in neither place.
@@ -197,11 +178,11 @@ def find_run_folders(config: object, given: set[str], weights_root: Path) -> obj
     for flag in ("results_dir", "log_dir", "data_dir"):
         recorded = Path(getattr(config, flag))
         beside = weights_root.parent / recorded.name
-        sub = "" if flag == "data_dir" else config.run_name
-        places = [*([recorded] if recorded.is_absolute() else []), beside, recorded]
+        places, sub = ([recorded, beside], "") if flag == "data_dir" else (
+            [beside, recorded], config.run_name)
         held = [root for root in places if (root / sub).is_dir()] or [
-            root for root in (recorded, beside) if root.is_dir()]
-        if flag in given or (held and held[0] == recorded):
+            root for root in places if root.is_dir()]
+        if flag in given or (held and held[0].resolve() == recorded.resolve()):
             continue
         if held:
             print(f"--{flag}: taking {held[0]}, beside the run's weights (the checkpoint "
@@ -229,11 +210,15 @@ def finished(results: Path) -> bool:
         return False
 
 
-def warn_if_edited(config: object, recorded: dict) -> None:
-    """Warn where the run's config.json disagrees with its checkpoint's configuration.
+def check_results_folder(config: object, recorded: dict) -> None:
+    """Refuse the results of another run of the same name; warn where config.json was edited.
 
-    The checkpoint's configuration is the run's (config.json is written anew from it): a
-    hand edit of config.json changes nothing, and says so.
+    The run's config.json says when and how it started, as its checkpoint does. The checkpoint's
+    configuration is the run's (config.json is written anew from it): a hand edit of
+    config.json changes nothing, and says so.
+
+    Raises:
+        ArgumentError: the results folder holds another run's config.json.
     """
     path = Path(config.results_dir) / config.run_name / "config.json"
     try:
@@ -241,6 +226,11 @@ def warn_if_edited(config: object, recorded: dict) -> None:
     except (OSError, ValueError):
         return
     written = written if isinstance(written, dict) else {}
+    started = [(run.get("started"), run.get("command")) for run in (written, recorded)]
+    if started[0] != started[1] and started[0] != (None, None):  # when and how it started
+        raise ArgumentError(f"--results_dir: {path.parent} holds another run named "
+                            f"{config.run_name}, started {started[0][0]} by {started[0][1]}; "
+                            "give the --results_dir and --log_dir of this run's own")
     flags = set(dataclasses.asdict(config)) - {*NOT_INHERITED, "run_name"}
     edited = [f"{key} {written[key]!r} there, {value!r} in the checkpoint"
               for key, value in recorded.items()
@@ -258,7 +248,7 @@ def latest_run(weights_dir: Path) -> Path | None:
     checkpoints as it trains, so the newest of these files tells the run trained most
     recently (files that other commands add, like evaluate.py's report, do not count).
     """
-    runs = {checkpoint.parent for checkpoint in weights_dir.glob(f"*/{CHECKPOINT_GLOB}")}
+    runs = {path.parent.resolve() for path in weights_dir.glob(f"*/{CHECKPOINT_GLOB}")}
     return max(runs, default=None, key=lambda run: max(
         f.stat().st_mtime for f in [run / LOCK_NAME, *run.glob(CHECKPOINT_GLOB)] if f.exists()))
 
