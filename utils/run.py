@@ -15,8 +15,9 @@ a run safe to stop, resume, and train beside other runs is here, behind a few ca
 
 A run owns three folders, ``weights/<run>``, ``results/<run>`` and ``logs/<run>``, and
 never writes beside another run's files, nor into the top of ``weights/`` and
-``results/``, where the repository ships its model. ``Run`` is the only writer of the
-run's position (``epochs_done``, ``batch``, ``step``); a checkpoint holds all of it.
+``results/``, where the repository ships its model; a checkpoint resumes only in the folder
+named after its run. ``Run`` is the only writer of the run's position (``epochs_done``,
+``batch``, ``step``); a checkpoint holds all of it.
 """
 
 import dataclasses
