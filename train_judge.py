@@ -92,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         named = any(arg.startswith("--out") for arg in argv)
+        if Path(args.out).suffix == ".json":
+            raise ArgumentError(f"--out {args.out}: the judge's record goes beside its weights "
+                                "as a .json file; give a .pth name")
         out = check_output_file(args.out, "--out", overwrite=named,
                                 how_to_replace=f"name it with --out {args.out} to replace it")
         record = out.with_suffix(".json")  # goes beside it: it may replace only its own

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -24,6 +25,8 @@ from tests.conftest import (
     run_process,
     run_script,
     run_train,
+    synthetic_digits,
+    write_idx,
 )
 
 QUICK = [*NARROW, "--batch_size", "16", "--eval_interval", "0", "--ema_decay", "0",
@@ -136,6 +139,12 @@ def test_a_hand_edited_config_json_is_named_and_the_checkpoint_wins(
         "checkpoint; lr 0.1 there, 0.0002 in the checkpoint); the checkpoint's configuration "
         "is used: change a flag on the command line instead (see --resume in --help)")
     assert f"run {RUN} has finished its 1 epochs" in resumed.stdout
+    longer = run_train("--resume", "auto", "--n_epochs", "2", *output_flags(tmp_path))
+    assert longer.returncode == 0, longer.stderr  # a flag given is no hand edit's victim
+    assert longer.stderr.splitlines()[0] == (
+        f"train.py: warning: {path} differs from the checkpoint (lr 0.1 there, 0.0002 in the "
+        "checkpoint); the checkpoint's configuration is used: change a flag on the command "
+        "line instead (see --resume in --help)")
 
 
 # --- terminals and signals ---
@@ -263,7 +272,9 @@ def test_a_run_resumed_from_another_tree_writes_into_its_own(mnist_root: Path,
                          "--checkpoint_interval", "2", "--data_dir", str(mnist_root),
                          cwd=root).returncode == 0
     (a / "weights" / "x" / "checkpoint_step_00000004.pth").unlink()  # a's run: stopped at 2
-    (a / "results" / "x" / "config.json").unlink()
+    config = json.loads((a / "results" / "x" / "config.json").read_text())
+    del config["finished"]
+    (a / "results" / "x" / "config.json").write_text(json.dumps(config))
     before = tree(b)
     resumed = run_train("--resume", "../a/weights/x", cwd=b)  # from the other tree
     assert resumed.returncode == 0, resumed.stderr
@@ -294,19 +305,88 @@ def test_symbolic_links_to_a_run_lead_to_the_run_itself(mnist_root: Path,
             for p in (weights / RUN).glob("checkpoint_*")} == {RUN}
 
 
-def test_the_results_of_another_run_of_the_same_name_are_refused(mnist_root: Path,
+@pytest.mark.parametrize("case", ["results", "results without config.json", "logs"])
+def test_the_folders_of_another_run_of_the_same_name_are_refused(case: str, mnist_root: Path,
                                                                  tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     stopped_run(mnist_root, a)
     stopped_run(mnist_root, b, seed="1")  # another run, also named RUN
+    if case == "results without config.json":
+        (b / "results" / RUN / "config.json").unlink()
+    flag, root = ("log_dir", b / "logs") if case == "logs" else ("results_dir", b / "results")
     before = tree(b)
-    resumed = run_train("--resume", str(a / "weights" / RUN), "--n_epochs", "2",
-                        "--results_dir", str(b / "results"))
+    resumed = run_train("--resume", str(a / "weights" / RUN), "--n_epochs", "2", f"--{flag}",
+                        str(root))
     assert resumed.returncode == 2
+    whose = ("files but no config.json saying whose" if "without" in case else
+             f"another run named {RUN}, started ")
     assert last_line(resumed.stderr).startswith(
-        f"train.py: error: --results_dir: {b / 'results' / RUN} holds another run named {RUN}, "
-        "started ")
+        f"train.py: error: --{flag}: {root / RUN} holds {whose}")
     assert tree(b) == before
+
+
+def test_a_resume_that_fails_removes_nothing(mnist_root: Path, tmp_path: Path) -> None:
+    stopped_run(mnist_root, tmp_path)
+    other = tmp_path / "other" / "MNIST" / "raw"  # 100 training images, not the run's 200
+    shutil.copytree(mnist_root / "MNIST" / "raw", other)
+    images, labels = synthetic_digits(100, np.random.default_rng(1))
+    write_idx(other / "train-images-idx3-ubyte", images)
+    write_idx(other / "train-labels-idx1-ubyte", labels)
+    (tmp_path / "results" / RUN / "stopped.txt").write_text("stopped after step 2; ...\n")
+    before = tree(tmp_path / "weights"), tree(tmp_path / "results")
+    earlier = tmp_path / "weights" / RUN / "checkpoint_step_00000002.pth"
+    rewound = run_train("--resume", str(earlier), "--n_epochs", "2", "--data_dir",
+                        str(tmp_path / "other"))
+    assert rewound.returncode == 2
+    assert "holds 100 training images, the run trained on 200" in last_line(rewound.stderr)
+    assert (tree(tmp_path / "weights"), tree(tmp_path / "results")) == before
+
+
+def test_a_backup_copy_of_a_runs_folder_is_not_a_run(mnist_root: Path, tmp_path: Path) -> None:
+    stopped_run(mnist_root, tmp_path)
+    weights = tmp_path / "weights"
+    shutil.copytree(weights / RUN, weights / f"{RUN}.bak")  # newer files than the run's own
+    resumed = run_train("--resume", "auto", "--n_epochs", "2", "--weights_dir", str(weights))
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming run {RUN} from {weights / RUN}/checkpoint_step_00000004.pth" in (
+        resumed.stdout)
+    moved = run_train("--resume", str(weights / RUN), "--n_epochs", "3", "--weights_dir",
+                      str(tmp_path / "elsewhere"))
+    assert moved.returncode == 2
+    assert last_line(moved.stderr) == (
+        f"train.py: error: --weights_dir {tmp_path / 'elsewhere'}: a resumed run's weights stay "
+        f"in its own folder, {weights / RUN}; move that folder to train it elsewhere")
+
+
+def test_a_run_named_like_a_file_is_refused_and_leftovers_of_a_kill_go(
+    mnist_root: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "config.json").write_text("{}")  # as the repository ships one
+    named = run_train(*QUICK, "--data_dir", str(mnist_root), *output_flags(tmp_path),
+                      "--run_name", "config.json")
+    assert named.returncode == 2
+    assert last_line(named.stderr) == (
+        f"train.py: error: --run_name config.json: {tmp_path / 'results' / 'config.json'} is a "
+        "file; choose another --run_name")
+    assert not (tmp_path / "weights" / "config.json").exists()
+    leftover = tmp_path / "weights" / RUN / ".checkpoint_step_00000000.pth.99-abcd.tmp"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"half a checkpoint")  # a kill during the first checkpoint
+    stopped_run(mnist_root, tmp_path)  # a new run of that name takes the folder
+    assert not leftover.exists()
+
+
+def test_train_judge_refuses_an_out_that_its_record_would_overwrite(mnist_root: Path,
+                                                                    tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text('{"run": 1}')
+    result = run_script("train_judge.py", "--data_dir", str(mnist_root), "--epochs", "1",
+                        "--out", str(tmp_path / "config.json"))
+    assert result.returncode == 2
+    assert last_line(result.stderr) == (
+        f"train_judge.py: error: --out {tmp_path / 'config.json'}: the judge's record goes "
+        "beside its weights as a .json file; give a .pth name")
+    assert (tmp_path / "config.json").read_text() == '{"run": 1}'
 
 
 def test_a_copied_tree_resumes_into_the_copy(mnist_root: Path, tmp_path: Path) -> None:

@@ -420,8 +420,8 @@ def test_bad_input_is_one_line(args: list, code: int, text: str, reference: Path
     defaults = {"--data_dir": str(mnist_root), "--results_dir": str(tmp_path / "results"),
                 "--weights_dir": str(tmp_path / "weights"), "--log_dir": str(tmp_path / "logs")}
     for flag, value in defaults.items():
-        if flag not in argv:
-            argv += [flag, value]
+        if flag not in argv and not (flag == "--weights_dir" and "--resume" in argv):
+            argv += [flag, value]  # a resumed run's weights stay where its checkpoint is
     monkeypatch.setattr(urllib.request, "urlopen", offline)  # a missing MNIST fails at once
     result = run_train(*argv, cwd=tmp_path)
     assert result.returncode == code, result.stderr

@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 
 from models import Generator
+from utils.visualization import save_progress_gif
 from utils.visualize import generate_fixed_noise_grid, save_interpolation_grid, slerp
 
 
@@ -50,3 +51,12 @@ def test_interpolation_grid_rows_run_between_endpoints(tmp_path: Path) -> None:
         torch.testing.assert_close(images[9], netG(endpoints[1, 1:2])[0])
     with Image.open(tmp_path / "i.png") as grid:
         assert grid.size == (5 * 30 + 2, 3 * 30 + 2)
+
+
+def test_progress_gif_has_one_frame_per_epoch_up_to_the_last(tmp_path: Path) -> None:
+    for epoch, shade in ((1, 0), (2, 100), (3, 200), (10, 250)):  # 3 and 10: a later branch
+        Image.new("L", (8, 8), shade).save(tmp_path / f"epoch_{epoch}_final.png")
+    assert save_progress_gif(tmp_path, tmp_path / "p.gif", last_epoch=2) == 2
+    with Image.open(tmp_path / "p.gif") as gif:
+        assert gif.n_frames == 2
+        assert [gif.seek(i) or gif.convert("L").getpixel((0, 0)) for i in range(2)] == [0, 100]

@@ -70,6 +70,7 @@ FIXED_AT_RESUME = ("nz", "ngf", "ndf", "batch_size", "lr", "beta1", "seed", "lim
 NOT_INHERITED = ("resume", "device", "debug", "weights_dir")  # from this command line only
 LOCK_NAME = ".train.lock"
 STOPPED = "stopped.txt"  # in the results folder: how a run stopped by a signal continues
+STARTED = "started.txt"  # in the TensorBoard folder: whose events they are
 INTERPOLATION_STEPS = 10
 
 
@@ -102,11 +103,15 @@ def open_run(flags: dict, given: set[str], command: str) -> "Run | None":
         return Run(config, record, None, name_given="run_name" in given)
     path, checkpoint = found
     weights_root = path.parent.parent  # a run's folder is where its checkpoint is
+    if "weights_dir" in given and Path(flags["weights_dir"]).resolve() != weights_root:
+        raise ArgumentError(f"--weights_dir {flags['weights_dir']}: a resumed run's weights "
+                            f"stay in its own folder, {path.parent}; move that folder to train "
+                            "it elsewhere")
     config = make_config({**flags, "weights_dir": str(weights_root)}, given, checkpoint["config"])
     config = find_run_folders(config, given, weights_root)
     for flag in ("results_dir", "weights_dir", "log_dir"):
         check_output_folder(getattr(config, flag), f"--{flag}")
-    check_results_folder(config, checkpoint["config"])
+    check_run_folders(config, checkpoint["config"], given)
     done = (checkpoint["epochs_done"], checkpoint["batch"])
     if done > (config.n_epochs, 0):
         where = f"in epoch {done[0] + 1}" if done[1] else f"after epoch {done[0]}"
@@ -211,35 +216,56 @@ def finished(results: Path) -> bool:
         return False
 
 
-def check_results_folder(config: object, recorded: dict) -> None:
-    """Refuse the results of another run of the same name; warn where config.json was edited.
+def check_run_folders(config: object, recorded: dict, given: set[str]) -> None:
+    """Refuse the results or logs of another run of the same name; warn of a hand-edited config.
 
-    The run's config.json says when and how it started, as its checkpoint does. The checkpoint's
-    configuration is the run's (config.json is written anew from it): a hand edit of
-    config.json changes nothing, and says so.
+    The run's config.json and ``STARTED`` (in its TensorBoard folder) say when and how it
+    started, as its checkpoint does. The checkpoint's configuration is the run's (config.json
+    is written anew from it): a hand edit of config.json changes nothing, and says so.
 
     Raises:
-        ArgumentError: the results folder holds another run's config.json.
+        ArgumentError: a folder holds another run's files, or files of no known run.
     """
-    path = Path(config.results_dir) / config.run_name / "config.json"
+    results, logs = (Path(root) / config.run_name for root in (config.results_dir,
+                                                               config.log_dir))
+    identity = started(recorded)
     try:
-        written = json.loads(path.read_text())
+        written = json.loads((results / "config.json").read_text())
     except (OSError, ValueError):
-        return
+        written = None
     written = written if isinstance(written, dict) else {}
-    started = [(run.get("started"), run.get("command")) for run in (written, recorded)]
-    if started[0] != started[1] and started[0] != (None, None):  # when and how it started
-        raise ArgumentError(f"--results_dir: {path.parent} holds another run named "
-                            f"{config.run_name}, started {started[0][0]} by {started[0][1]}; "
-                            "give the --results_dir and --log_dir of this run's own")
-    flags = set(dataclasses.asdict(config)) - {*NOT_INHERITED, "run_name"}
+    try:
+        logged = (logs / STARTED).read_text().strip()
+    except OSError:
+        logged = None  # also a run's of before this file: its events are taken as its own
+    for flag, folder, found in (("results_dir", results, started(written)),
+                                ("log_dir", logs, logged)):
+        if found != identity and (found or (flag == "results_dir" and holds_files(folder))):
+            whose = f"another run named {config.run_name}, {found}" if found else (
+                "files but no config.json saying whose")
+            raise ArgumentError(f"--{flag}: {folder} holds {whose}; give the --results_dir "
+                                "and --log_dir of this run's own, or move that folder away")
+    flags = set(dataclasses.asdict(config)) - {*NOT_INHERITED, *given, "run_name"}
     edited = [f"{key} {written[key]!r} there, {value!r} in the checkpoint"
               for key, value in recorded.items()
               if key in flags and key in written and written[key] != value]
     if edited:
-        print(f"train.py: warning: {path} differs from the checkpoint ({'; '.join(edited)}); "
-              "the checkpoint's configuration is used: change a flag on the command line "
-              "instead (see --resume in --help)", file=sys.stderr)
+        print(f"train.py: warning: {results / 'config.json'} differs from the checkpoint "
+              f"({'; '.join(edited)}); the checkpoint's configuration is used: change a flag "
+              "on the command line instead (see --resume in --help)", file=sys.stderr)
+
+
+def started(record: dict) -> str | None:
+    """When and by which command a run started, from its record (None if it does not say)."""
+    if "started" not in record:
+        return None
+    return f"started {record['started']} by {record.get('command')}"
+
+
+def holds_files(folder: Path) -> bool:
+    """Whether ``folder`` holds anything but a run's lock and temporary files."""
+    return folder.is_dir() and any(
+        p.name != LOCK_NAME and not p.match(TEMPORARY_GLOB) for p in folder.iterdir())
 
 
 def latest_run(weights_dir: Path) -> Path | None:
@@ -247,11 +273,19 @@ def latest_run(weights_dir: Path) -> Path | None:
 
     Every train.py touches its run's lock file when it starts on the run and writes
     checkpoints as it trains, so the newest of these files tells the run trained most
-    recently (files that other commands add, like evaluate.py's report, do not count).
+    recently (files that other commands add, like evaluate.py's report, do not count). A
+    copy of a run's folder beside it under another name (a backup, say) is passed over.
     """
     runs = {path.parent.resolve() for path in weights_dir.glob(f"*/{CHECKPOINT_GLOB}")}
-    return max(runs, default=None, key=lambda run: max(
-        f.stat().st_mtime for f in [run / LOCK_NAME, *run.glob(CHECKPOINT_GLOB)] if f.exists()))
+    for run in sorted(runs, reverse=True, key=lambda run: (max(
+            f.stat().st_mtime for f in [run / LOCK_NAME, *run.glob(CHECKPOINT_GLOB)]
+            if f.exists()), run.name)):
+        with suppress(CheckpointError):  # unreadable: resuming it says so
+            recorded = newest_checkpoint(run)[1]["run_name"]
+            if recorded != run.name and (run.parent / recorded).is_dir():
+                continue  # a copy of the run beside it
+        return run
+    return None
 
 
 def make_config(flags: dict, given: set[str], resumed: dict | None = None) -> object:
@@ -354,7 +388,6 @@ class Run:
             if busy:
                 raise UserError(f"run {self.name} ({busy}) is being trained by another "
                                 "train.py; wait for it to end, or stop it first")
-            self.tidy_resumed()
             return
         for attempt in range(1, 1000):
             name = self.config.run_name + (f"-{attempt}" if attempt > 1 else "")
@@ -368,20 +401,18 @@ class Run:
                 self.release()
             if self.name_given:
                 weights = self.folders(name)[0]
-                go_on = (f"continue it with --resume {weights}, or "
+                go_on = ("" if taken[0].is_file() else f"continue it with --resume {weights}, or "
                          if any(weights.glob(CHECKPOINT_GLOB)) else "it has no checkpoint; ")
-                raise ArgumentError(f"--run_name {name}: {taken[0]} already holds a run; "
-                                    f"{go_on}choose another --run_name")
+                what = "is a file" if taken[0].is_file() else "already holds a run"
+                raise ArgumentError(f"--run_name {name}: {taken[0]} {what}; {go_on}choose "
+                                    "another --run_name")
         raise ArgumentError(f"--run_name {self.config.run_name}: every suffix up to -999 is taken")
 
     def tidy_resumed(self) -> None:
-        """Remove a kill's temporary files, ``STOPPED``, and checkpoints after the resumed one.
+        """Remove ``STOPPED``, and the checkpoints after the resumed one, once it is restored.
 
         Resuming an earlier checkpoint takes the run back to its step: what came after is no more.
         """
-        for folder in self.folders()[:2]:
-            for leftover in folder.glob(TEMPORARY_GLOB):
-                leftover.unlink()
         (self.results / STOPPED).unlink(missing_ok=True)  # it goes on now
         later = [p for p in self.weights.glob(CHECKPOINT_GLOB) if p.name > self.resumed[0].name]
         if later:
@@ -391,9 +422,8 @@ class Run:
                 checkpoint.unlink()
 
     def files_in(self, name: str) -> list[Path]:
-        """The folders of run ``name`` that hold anything but its lock."""
-        return [f for f in self.folders(name) if f.is_dir() and any(
-            p.name != LOCK_NAME and not p.match(TEMPORARY_GLOB) for p in f.iterdir())]
+        """The folders of run ``name`` that hold anything but its lock, or are files."""
+        return [f for f in self.folders(name) if holds_files(f) or f.is_file()]
 
     def take_lock(self, name: str) -> Path | None:
         """Make run ``name``'s folders and take its locks, in its weights and results folders.
@@ -417,6 +447,9 @@ class Run:
                 return folder
             self.lock.append(lock)
         os.utime(self.weights / LOCK_NAME)
+        for folder in self.folders()[:2]:  # what a kill of this run left mid-write
+            for leftover in folder.glob(TEMPORARY_GLOB):
+                leftover.unlink()
         return None
 
     def release(self) -> None:
@@ -484,10 +517,13 @@ class Run:
                                 "--data_dir")
         if self.resumed:
             self.load_state_dict(self.resumed[1])
+            self.tidy_resumed()
         else:  # first of all: a run is resumable from its first moment
             self.last_checkpoint = save_checkpoint(self.state_dict(), self.weights,
                                                    keep=self.config.keep_checkpoints)
         self.write_config()
+        with atomic_path(self.logs / STARTED) as tmp:
+            tmp.write_text(f"{started(self.record)}\n")
         # Reading numbers back stalls a GPU but costs nothing on a CPU.
         flush_every = 1 if self.config.device == "cpu" else 50
         self.recorder = TrainingRecorder(self.results, self.logs, self.step,
@@ -646,7 +682,8 @@ class Run:
     def finish(self) -> None:
         """The final weights, the progress animation and the finished configuration."""
         self.save_weights("final")
-        save_progress_gif(self.results, self.results / "training_progress.gif")
+        save_progress_gif(self.results, self.results / "training_progress.gif",
+                          self.config.n_epochs)
         self.add_training_time()
         self.record["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
         self.write_config()

@@ -54,13 +54,15 @@ def plot_training_curves(log: pd.DataFrame, out_path: str | Path) -> None:
         fig.savefig(tmp, format="png", dpi=100)
 
 
-def save_progress_gif(results_dir: str | Path, out_path: str | Path,
+def save_progress_gif(results_dir: str | Path, out_path: str | Path, last_epoch: int,
                       frame_ms: int = 300) -> int:
-    """Animate the ``epoch_{N}_final.png`` grids of ``results_dir`` in epoch order.
+    """Animate the ``epoch_{N}_final.png`` grids of ``results_dir`` for N up to ``last_epoch``.
 
+    In epoch order; later grids (of a run taken back to an earlier checkpoint) are left out.
     The last frame is held three times as long. Returns the number of frames.
     """
-    frames = sorted(Path(results_dir).glob("epoch_*_final.png"),
+    frames = sorted((p for p in Path(results_dir).glob("epoch_*_final.png")
+                     if int(p.name.split("_")[1]) <= last_epoch),
                     key=lambda p: int(p.name.split("_")[1]))
     if not frames:
         return 0
