@@ -399,13 +399,15 @@ class Run:
                     self.config = dataclasses.replace(self.config, run_name=name)
                     return
                 self.release()
+            if self.name_given and taken[0].is_file():
+                raise ArgumentError(f"--run_name {name}: {taken[0]} is a file; choose another "
+                                    "--run_name")
             if self.name_given:
                 weights = self.folders(name)[0]
-                go_on = ("" if taken[0].is_file() else f"continue it with --resume {weights}, or "
+                go_on = (f"continue it with --resume {weights}, or "
                          if any(weights.glob(CHECKPOINT_GLOB)) else "it has no checkpoint; ")
-                what = "is a file" if taken[0].is_file() else "already holds a run"
-                raise ArgumentError(f"--run_name {name}: {taken[0]} {what}; {go_on}choose "
-                                    "another --run_name")
+                raise ArgumentError(f"--run_name {name}: {taken[0]} already holds a run; "
+                                    f"{go_on}choose another --run_name")
         raise ArgumentError(f"--run_name {self.config.run_name}: every suffix up to -999 is taken")
 
     def tidy_resumed(self) -> None:
