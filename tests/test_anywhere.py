@@ -106,8 +106,8 @@ def test_a_resumed_run_whose_tree_moved_finds_its_folders_beside_its_weights(
     resumed = run_train("--resume", str(new / "weights" / RUN))
     assert resumed.returncode == 0, resumed.stderr
     for flag, root in (("results_dir", "results"), ("log_dir", "logs"), ("data_dir", "data")):
-        assert (f"--{flag}: taking {new / root}, beside the run's weights (the checkpoint "
-                f"says {old / root})") in resumed.stdout
+        assert (f"--{flag}: taking {new / root}, where {old / root} was beside the run's "
+                f"weights, now in {new / 'weights' / RUN}") in resumed.stdout
     assert not old.exists()  # nothing written at the old place
     csv = pd.read_csv(new / "results" / RUN / "training_data.csv")
     assert csv["step"].tolist() == [1, 2, 3, 4]
@@ -118,9 +118,8 @@ def test_a_resumed_run_whose_tree_moved_finds_its_folders_beside_its_weights(
     lost = run_train("--resume", str(elsewhere / "weights" / RUN))
     assert lost.returncode == 2
     assert last_line(lost.stderr) == (
-        f"train.py: error: --results_dir: {new / 'results'} (from the checkpoint) and "
-        f"{elsewhere / 'results'} missing; give --results_dir to say where the run's files "
-        "are, or should go")
+        f"train.py: error: --results_dir: {elsewhere / 'results'} is missing; give "
+        "--results_dir to say where the run's files are, or should go")
 
 
 def test_a_hand_edited_config_json_is_named_and_the_checkpoint_wins(
@@ -240,6 +239,16 @@ def stopped_run(mnist_root: Path, out: Path, **flags: str) -> list[str]:
     return args
 
 
+def other_mnist(mnist_root: Path, root: Path, n_train: int) -> Path:
+    """A copy of the tests' MNIST under ``root`` with ``n_train`` other training images."""
+    raw = root / "MNIST" / "raw"
+    shutil.copytree(mnist_root / "MNIST" / "raw", raw)
+    images, labels = synthetic_digits(n_train, np.random.default_rng(1))
+    write_idx(raw / "train-images-idx3-ubyte", images)
+    write_idx(raw / "train-labels-idx1-ubyte", labels)
+    return root
+
+
 def tree(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
             if p.is_file()}
@@ -279,7 +288,7 @@ def test_a_run_resumed_from_another_tree_writes_into_its_own(mnist_root: Path,
     resumed = run_train("--resume", "../a/weights/x", cwd=b)  # from the other tree
     assert resumed.returncode == 0, resumed.stderr
     assert tree(b) == before  # b's own run is untouched
-    assert f"--results_dir: taking {a / 'results'}, beside the run's weights" in resumed.stdout
+    assert "taking" not in resumed.stdout  # its folders, as recorded: a's
     assert pd.read_csv(a / "results" / "x" / "training_data.csv")["step"].tolist() == [1, 2, 3, 4]
 
 
@@ -325,18 +334,76 @@ def test_the_folders_of_another_run_of_the_same_name_are_refused(case: str, mnis
     assert tree(b) == before
 
 
+def test_a_copied_run_of_one_folder_writes_into_the_copy_and_needs_its_logs(
+    mnist_root: Path, tmp_path: Path
+) -> None:
+    out, copy = tmp_path / "out", tmp_path / "copy"
+    stopped_run(mnist_root, tmp_path, weights_dir=str(out), results_dir=str(out),
+                log_dir=str(out))  # weights, results and logs: one folder
+    shutil.copytree(out, copy)
+    before = tree(out)
+    resumed = run_train("--resume", str(copy / RUN), "--n_epochs", "2")
+    assert resumed.returncode == 0, resumed.stderr
+    assert tree(out) == before
+    assert pd.read_csv(copy / RUN / "training_data.csv")["step"].tolist() == list(range(1, 9))
+    partial = tmp_path / "partial"  # a copy of the default layout without its logs
+    stopped_run(mnist_root, tmp_path / "full")
+    for root in ("weights", "results"):
+        shutil.copytree(tmp_path / "full" / root, partial / root)
+    refused = run_train("--resume", str(partial / "weights" / RUN), "--n_epochs", "2")
+    assert refused.returncode == 2
+    assert last_line(refused.stderr) == (
+        f"train.py: error: --log_dir: {partial / 'logs'} is missing; give --log_dir to say "
+        "where the run's files are, or should go")
+
+
+def test_a_run_is_found_where_it_is_through_links_and_beside_a_namesake(
+    mnist_root: Path, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (tmp_path / "disk" / "weights").mkdir(parents=True)
+    (home / "weights").symlink_to(tmp_path / "disk" / "weights")  # the weights on another disk
+    assert run_train(*QUICK, "--n_epochs", "1", "--limit_batches", "4", "--run_name", RUN,
+                     "--data_dir", str(mnist_root), cwd=home).returncode == 0
+    stopped_run(mnist_root, tmp_path / "elsewhere", weights_dir=str(home / "w2"))  # a namesake
+    for resume, epochs in ((home / "weights" / RUN, "2"), (home / "w2" / RUN, "2")):
+        resumed = run_train("--resume", str(resume), "--n_epochs", epochs, cwd=tmp_path)
+        assert resumed.returncode == 0, resumed.stderr  # from another working folder
+        assert "_dir: taking" not in resumed.stdout
+    assert pd.read_csv(home / "results" / RUN / "training_data.csv")["step"].tolist() == list(
+        range(1, 9))
+    elsewhere = tmp_path / "elsewhere" / "results" / RUN / "training_data.csv"
+    assert pd.read_csv(elsewhere)["step"].tolist() == list(range(1, 9))
+    (tmp_path / "disk" / "weights" / RUN).rename(tmp_path / "disk" / "moved")
+    (tmp_path / "disk" / "weights" / RUN).symlink_to(tmp_path / "disk" / "moved")
+    linked = run_train("--resume", "auto", "--n_epochs", "3", "--weights_dir",
+                       str(home / "weights"), cwd=home)  # a run folder linked back
+    assert linked.returncode == 0, linked.stderr
+    assert pd.read_csv(home / "results" / RUN / "training_data.csv")["step"].tolist() == list(
+        range(1, 13))
+
+
+def test_a_refused_resume_does_not_make_its_run_the_latest(mnist_root: Path,
+                                                           tmp_path: Path) -> None:
+    stopped_run(mnist_root, tmp_path, run_name="a")
+    stopped_run(mnist_root, tmp_path, run_name="b")
+    failed = run_train("--resume", str(tmp_path / "weights" / "a"), "--n_epochs", "2",
+                       "--data_dir", str(other_mnist(mnist_root, tmp_path / "other", 100)))
+    assert failed.returncode == 2, failed.stderr
+    latest = run_train("--resume", "auto", "--n_epochs", "2", "--weights_dir",
+                       str(tmp_path / "weights"))
+    assert f"resuming run b from {tmp_path / 'weights' / 'b'}" in latest.stdout
+
+
 def test_a_resume_that_fails_removes_nothing(mnist_root: Path, tmp_path: Path) -> None:
     stopped_run(mnist_root, tmp_path)
-    other = tmp_path / "other" / "MNIST" / "raw"  # 100 training images, not the run's 200
-    shutil.copytree(mnist_root / "MNIST" / "raw", other)
-    images, labels = synthetic_digits(100, np.random.default_rng(1))
-    write_idx(other / "train-images-idx3-ubyte", images)
-    write_idx(other / "train-labels-idx1-ubyte", labels)
+    other = other_mnist(mnist_root, tmp_path / "other", 100)  # not the run's 200 images
     (tmp_path / "results" / RUN / "stopped.txt").write_text("stopped after step 2; ...\n")
     before = tree(tmp_path / "weights"), tree(tmp_path / "results")
     earlier = tmp_path / "weights" / RUN / "checkpoint_step_00000002.pth"
     rewound = run_train("--resume", str(earlier), "--n_epochs", "2", "--data_dir",
-                        str(tmp_path / "other"))
+                        str(other))
     assert rewound.returncode == 2
     assert "holds 100 training images, the run trained on 200" in last_line(rewound.stderr)
     assert (tree(tmp_path / "weights"), tree(tmp_path / "results")) == before
@@ -370,7 +437,7 @@ def test_a_run_named_like_a_file_is_refused_and_leftovers_of_a_kill_go(
         f"train.py: error: --run_name config.json: {tmp_path / 'results' / 'config.json'} is a "
         "file; choose another --run_name")
     assert not (tmp_path / "weights" / "config.json").exists()
-    leftover = tmp_path / "weights" / RUN / ".checkpoint_step_00000000.pth.99-abcd.tmp"
+    leftover = tmp_path / "weights" / RUN / ".checkpoint_step_00000000.pth.99-0a1b2c3d.tmp"
     leftover.parent.mkdir(parents=True)
     leftover.write_bytes(b"half a checkpoint")  # a kill during the first checkpoint
     stopped_run(mnist_root, tmp_path)  # a new run of that name takes the folder
@@ -396,8 +463,9 @@ def test_a_copied_tree_resumes_into_the_copy(mnist_root: Path, tmp_path: Path) -
     before = tree(original)
     resumed = run_train("--resume", str(copy / "weights" / RUN), "--n_epochs", "2")
     assert resumed.returncode == 0, resumed.stderr
-    assert (f"--results_dir: taking {copy / 'results'}, beside the run's weights (the "
-            f"checkpoint says {original / 'results'})") in resumed.stdout
+    for flag, root in (("results_dir", "results"), ("log_dir", "logs")):
+        assert (f"--{flag}: taking {copy / root}, where {original / root} was beside the run's "
+                f"weights, now in {copy / 'weights' / RUN}") in resumed.stdout
     assert tree(original) == before
     steps = pd.read_csv(copy / "results" / RUN / "training_data.csv")["step"]
     assert steps.tolist() == list(range(1, 9))

@@ -242,7 +242,8 @@ def test_a_users_tmp_files_survive_and_a_runs_own_leftovers_go(
 ) -> None:
     shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
     mine = [tmp_path / "results" / ".notes.tmp", tmp_path / "weights" / ".draft.pth.tmp",
-            tmp_path / "logs" / ".x.tmp"]
+            tmp_path / "logs" / ".x.tmp", tmp_path / "weights" / RUN / ".notes.tmp",
+            tmp_path / "results" / RUN / ".my-draft.png.tmp"]  # in the run's folders too
     for path in mine:
         path.write_text("the user's")
     # what a kill in the middle of atomic writes leaves: .<name>.<pid>-<random>.tmp

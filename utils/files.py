@@ -1,13 +1,15 @@
 """Writing files so that a crash or a full disk never leaves a half-written one."""
 
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
 
-TEMPORARY_GLOB = ".*.tmp"  # the names atomic_path writes to first
+# The names atomic_path writes to first: .<name>.<pid>-<8 hex digits>.tmp
+TEMPORARY = re.compile(r"\..+\.\d+-[0-9a-f]{8}\.tmp")
 
 
 @contextmanager
@@ -20,7 +22,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     ``OSError`` naming ``path``, not the temporary file.
     """
     path = Path(path)
-    # A name of its own (matching TEMPORARY_GLOB), so two writers of one file never share it.
+    # A name of its own (matching TEMPORARY), so two writers of one file never share it.
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
         yield tmp

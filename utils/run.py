@@ -49,7 +49,7 @@ from utils.checkpoint import (
 from utils.cli import check_output_folder, describe, in_repository
 from utils.device import amp_supported, is_out_of_memory, resolve_device
 from utils.errors import ArgumentError, UserError
-from utils.files import TEMPORARY_GLOB, atomic_path
+from utils.files import TEMPORARY, atomic_path
 from utils.interrupt import GracefulStop, say
 from utils.metrics import Reference, evaluate_generator
 from utils.provenance import describe_code, describe_machine
@@ -68,6 +68,7 @@ from utils.visualize import (
 FIXED_AT_RESUME = ("nz", "ngf", "ndf", "batch_size", "lr", "beta1", "seed", "limit_batches",
                    "amp", "ema_decay", "run_name")
 NOT_INHERITED = ("resume", "device", "debug", "weights_dir")  # from this command line only
+FOLDERS = ("weights_dir", "results_dir", "log_dir", "data_dir")  # recorded as absolute paths
 LOCK_NAME = ".train.lock"
 STOPPED = "stopped.txt"  # in the results folder: how a run stopped by a signal continues
 STARTED = "started.txt"  # in the TensorBoard folder: whose events they are
@@ -103,12 +104,13 @@ def open_run(flags: dict, given: set[str], command: str) -> "Run | None":
         return Run(config, record, None, name_given="run_name" in given)
     path, checkpoint = found
     weights_root = path.parent.parent  # a run's folder is where its checkpoint is
-    if "weights_dir" in given and Path(flags["weights_dir"]).resolve() != weights_root:
+    if "weights_dir" in given and (Path(flags["weights_dir"]) / path.parent.name).resolve() != (
+            path.parent.resolve()):
         raise ArgumentError(f"--weights_dir {flags['weights_dir']}: a resumed run's weights "
                             f"stay in its own folder, {path.parent}; move that folder to train "
                             "it elsewhere")
     config = make_config({**flags, "weights_dir": str(weights_root)}, given, checkpoint["config"])
-    config = find_run_folders(config, given, weights_root)
+    config = find_run_folders(config, given, path.parent, checkpoint["config"])
     for flag in ("results_dir", "weights_dir", "log_dir"):
         check_output_folder(getattr(config, flag), f"--{flag}")
     check_run_folders(config, checkpoint["config"], given)
@@ -157,8 +159,10 @@ def find_resumed(flags: dict, given: set[str]) -> tuple[Path, dict] | None:
         path, checkpoint, skipped = Path(resume), load_checkpoint(resume), []
     for reason in skipped:
         print(f"--resume: skipped {reason}", file=sys.stderr)
+    recorded, named = checkpoint["run_name"], Path(os.path.abspath(path))
     path = Path(path).resolve()  # the real folder, through '.', '..' and symbolic links
-    recorded = checkpoint["run_name"]
+    if named.parent.name == recorded != path.parent.name and named.resolve() == path:
+        path = named  # through a link named after the run, to its folder moved elsewhere
     if path.parent.name != recorded:  # copied or renamed: the run's other files are elsewhere
         raise CheckpointError(f"{path} belongs to run {recorded}, which resumes only from its "
                               f"own folder, <weights_dir>/{recorded}/ (beside "
@@ -167,37 +171,38 @@ def find_resumed(flags: dict, given: set[str]) -> tuple[Path, dict] | None:
     return path, checkpoint
 
 
-def find_run_folders(config: object, given: set[str], weights_root: Path) -> object:
+def find_run_folders(config: object, given: set[str], folder: Path, recorded: dict) -> object:
     """A resumed run's ``--results_dir``, ``--log_dir``, ``--data_dir`` and ``--judge``.
 
-    The checkpoint records those its run used, perhaps relative to another working folder or
-    in a tree that was moved or copied since. The run's results and logs are taken from its
-    own tree, the folder of that name beside its weights root, if it holds the run, so that a
-    copy never writes into the original; else from the recorded folder. MNIST is read where
-    it was, or else beside the weights. A recorded judge that is gone is replaced by the
-    shipped one. Each replacement is said.
+    The run's record holds its folders as absolute paths (``FOLDERS``). Where its weights
+    folder still is (``folder`` is the checkpoint's, resolved), they are taken as they are,
+    from any working folder. Where the weights were moved or copied, each is taken at the
+    same place relative to them, so that a moved tree finds itself and a copy never writes
+    into the original; MNIST, only read, stays where it was if it is still there. A recorded
+    judge that is gone is replaced by the shipped one. Each replacement is said.
 
     Raises:
-        ArgumentError: the results or TensorBoard root is found in neither place.
+        ArgumentError: the results or TensorBoard root of a moved or copied run is missing.
     """
+    was = recorded.get("folders") or {  # a run of before FOLDERS: from its working folder
+        flag: str(Path(recorded[flag]).resolve()) for flag in FOLDERS}
+    home = Path(was["weights_dir"])
+    at_home = (home / config.run_name).resolve() == folder.resolve()
     found = {}
     for flag in ("results_dir", "log_dir", "data_dir"):
-        recorded = Path(getattr(config, flag))
-        beside = weights_root.parent / recorded.name
-        places, sub = ([recorded, beside], "") if flag == "data_dir" else (
-            [beside, recorded], config.run_name)
-        held = [root for root in places if (root / sub).is_dir()] or [
-            root for root in places if root.is_dir()]
-        if flag in given or (held and held[0].resolve() == recorded.resolve()):
+        if flag in given:
             continue
-        if held:
-            print(f"--{flag}: taking {held[0]}, beside the run's weights (the checkpoint "
-                  f"says {recorded})")
-            found[flag] = str(held[0])
-        elif flag != "data_dir":
-            where = "" if beside.resolve() == recorded.resolve() else f" and {beside}"
-            raise ArgumentError(f"--{flag}: {recorded} (from the checkpoint){where} missing; "
-                                f"give --{flag} to say where the run's files are, or should go")
+        place = Path(was[flag])
+        if not at_home and not (flag == "data_dir" and place.is_dir()):
+            with suppress(ValueError):  # Windows: on another drive, it stays where it was
+                place = Path(os.path.normpath(folder.parent / os.path.relpath(place, home)))
+        found[flag] = str(place)
+        if str(place) != was[flag]:
+            print(f"--{flag}: taking {place}, where {was[flag]} was beside the run's weights, "
+                  f"now in {folder}")
+            if flag != "data_dir" and not place.is_dir():
+                raise ArgumentError(f"--{flag}: {place} is missing; give --{flag} to say where "
+                                    "the run's files are, or should go")
     shipped = in_repository("weights/judge.pth")
     if "judge" not in given and not Path(config.judge).is_file() and Path(shipped).is_file():
         print(f"--judge: taking {shipped} (the checkpoint's {config.judge} is not there)")
@@ -265,7 +270,7 @@ def started(record: dict) -> str | None:
 def holds_files(folder: Path) -> bool:
     """Whether ``folder`` holds anything but a run's lock and temporary files."""
     return folder.is_dir() and any(
-        p.name != LOCK_NAME and not p.match(TEMPORARY_GLOB) for p in folder.iterdir())
+        p.name != LOCK_NAME and not TEMPORARY.fullmatch(p.name) for p in folder.iterdir())
 
 
 def latest_run(weights_dir: Path) -> Path | None:
@@ -276,8 +281,11 @@ def latest_run(weights_dir: Path) -> Path | None:
     recently (files that other commands add, like evaluate.py's report, do not count). A
     copy of a run's folder beside it under another name (a backup, say) is passed over.
     """
-    runs = {path.parent.resolve() for path in weights_dir.glob(f"*/{CHECKPOINT_GLOB}")}
-    for run in sorted(runs, reverse=True, key=lambda run: (max(
+    runs = {}  # each folder once, by the name of its own if a link also leads to it
+    for folder in sorted({path.parent for path in weights_dir.glob(f"*/{CHECKPOINT_GLOB}")},
+                         key=lambda folder: folder.name != folder.resolve().name):
+        runs.setdefault(folder.resolve(), folder)
+    for run in sorted(runs.values(), reverse=True, key=lambda run: (max(
             f.stat().st_mtime for f in [run / LOCK_NAME, *run.glob(CHECKPOINT_GLOB)]
             if f.exists()), run.name)):
         with suppress(CheckpointError):  # unreadable: resuming it says so
@@ -341,6 +349,7 @@ class Run:
     def __init__(self, config: object, record: dict, resumed: tuple[Path, dict] | None,
                  name_given: bool = False) -> None:
         self.config, self.record, self.resumed = config, record, resumed
+        record["folders"] = {flag: str(Path(getattr(config, flag)).resolve()) for flag in FOLDERS}
         self.name_given = name_given
         self.name = config.run_name
         self.epochs_done = self.batch = self.step = 0  # batch: done in the epoch in progress
@@ -432,9 +441,8 @@ class Run:
 
         Two locks, so that a copy of a checkpoint resumed from another weights folder still
         meets the run's results, whose CSV two writers would mix. The operating system
-        releases them when the process ends, however it ends. Taking them marks the run as
-        the one trained last (``latest_run``). Returns the folder whose lock another process
-        holds (then none is taken), or None.
+        releases them when the process ends, however it ends. Returns the folder whose lock
+        another process holds (then none is taken), or None.
         """
         self.name = name
         self.weights, self.results, self.logs = self.folders()  # checkpoints; images, logs
@@ -448,10 +456,10 @@ class Run:
                 self.release()
                 return folder
             self.lock.append(lock)
-        os.utime(self.weights / LOCK_NAME)
         for folder in self.folders()[:2]:  # what a kill of this run left mid-write
-            for leftover in folder.glob(TEMPORARY_GLOB):
-                leftover.unlink()
+            for leftover in folder.iterdir():
+                if TEMPORARY.fullmatch(leftover.name):
+                    leftover.unlink()
         return None
 
     def release(self) -> None:
@@ -517,6 +525,7 @@ class Run:
             raise ArgumentError(f"--data_dir {self.config.data_dir} holds {len(loader.dataset)} "
                                 f"training images, the run trained on {images}; give the run's "
                                 "--data_dir")
+        os.utime(self.weights / LOCK_NAME)  # the run trained last, for --resume auto
         if self.resumed:
             self.load_state_dict(self.resumed[1])
             self.tidy_resumed()
