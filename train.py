@@ -108,9 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue a run exactly where a checkpoint left it: a checkpoint file, a run's "
              "weights folder (its newest readable checkpoint), or 'auto' for the run trained "
              "last in --weights_dir (with --run_name: that run; a new run if there is none). "
-             "Flags left out are the run's own; n_epochs, intervals and folders may be "
-             f"changed, flags that change the computation ({', '.join(FIXED_AT_RESUME)}) may "
-             "not (default: start a new run)")
+             "Flags left out are the run's own; n_epochs, intervals and the results, log and "
+             "data folders may be changed, flags that change the computation "
+             f"({', '.join(FIXED_AT_RESUME)}) may not (default: start a new run)")
     add("--amp", action="store_true",
         help="bfloat16 autocast for the networks (CUDA, and CPUs with AVX512-BF16 or AMX): "
              "faster, slightly different numbers; losses, BatchNorm statistics and weights stay "
