@@ -357,6 +357,31 @@ def test_a_copied_run_of_one_folder_writes_into_the_copy_and_needs_its_logs(
         "where the run's files are, or should go")
 
 
+def test_a_copy_of_the_weights_alone_is_refused_and_a_move_keeps_the_results(
+    mnist_root: Path, tmp_path: Path
+) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    stopped_run(mnist_root, a)
+    shutil.copytree(a / "weights" / RUN, a / "backup" / RUN)  # the weights backed up, alone
+    before = tree(a / "results"), tree(a / "logs")
+    copied = run_train("--resume", str(a / "backup" / RUN), "--n_epochs", "2")
+    assert copied.returncode == 2
+    assert last_line(copied.stderr) == (
+        f"train.py: error: --results_dir: the weights in {a / 'backup' / RUN} are a copy of "
+        f"{a / 'weights' / RUN}, whose {a / 'results'} the copy would share; give "
+        "--results_dir and --log_dir of the copy's own")
+    assert (tree(a / "results"), tree(a / "logs")) == before
+    for root in ("weights", "results", "logs"):
+        (b / root).mkdir(parents=True)
+    (a / "weights" / RUN).rename(b / "weights" / RUN)  # the weights moved alone
+    moved = run_train("--resume", str(b / "weights" / RUN), "--n_epochs", "2")
+    assert moved.returncode == 0, moved.stderr
+    assert "_dir: taking" not in moved.stdout  # its results and logs stay where they are
+    steps = pd.read_csv(a / "results" / RUN / "training_data.csv")["step"]
+    assert steps.tolist() == list(range(1, 9))
+    assert not list((b / "results").iterdir())
+
+
 def test_a_run_is_found_where_it_is_through_links_and_beside_a_namesake(
     mnist_root: Path, tmp_path: Path
 ) -> None:

@@ -175,27 +175,36 @@ def find_run_folders(config: object, given: set[str], folder: Path, recorded: di
     """A resumed run's ``--results_dir``, ``--log_dir``, ``--data_dir`` and ``--judge``.
 
     The run's record holds its folders as absolute paths (``FOLDERS``). Where its weights
-    folder still is (``folder`` is the checkpoint's, resolved), they are taken as they are,
-    from any working folder. Where the weights were moved or copied, each is taken at the
-    same place relative to them, so that a moved tree finds itself and a copy never writes
-    into the original; MNIST, only read, stays where it was if it is still there. A recorded
-    judge that is gone is replaced by the shipped one. Each replacement is said.
+    folder still is (``folder`` is the checkpoint's), they are taken as they are, from any
+    working folder. Where the weights were moved, a folder that still holds the run stays;
+    any other, and every folder of a copy (its original is still there), is taken at the
+    same place relative to the weights, so that a moved tree finds itself and a copy never
+    writes into the original. MNIST, only read, stays where it was if it is still there. A
+    recorded judge that is gone is replaced by the shipped one. Each replacement is said.
 
     Raises:
-        ArgumentError: the results or TensorBoard root of a moved or copied run is missing.
+        ArgumentError: a moved or copied run's results or TensorBoard root is missing, or a
+            copy would share the original's.
     """
     was = recorded.get("folders") or {  # a run of before FOLDERS: from its working folder
-        flag: str(Path(recorded[flag]).resolve()) for flag in FOLDERS}
+        flag: os.path.abspath(recorded[flag]) for flag in FOLDERS}
     home = Path(was["weights_dir"])
-    at_home = (home / config.run_name).resolve() == folder.resolve()
+    original = home / config.run_name
+    at_home = original.resolve() == folder.resolve()
+    copied = not at_home and any(original.glob(CHECKPOINT_GLOB))  # the original is still there
     found = {}
     for flag in ("results_dir", "log_dir", "data_dir"):
         if flag in given:
             continue
         place = Path(was[flag])
-        if not at_home and not (flag == "data_dir" and place.is_dir()):
+        if not (at_home or (flag == "data_dir" and place.is_dir()) or (
+                not copied and (place / config.run_name).is_dir())):  # moved without it
             with suppress(ValueError):  # Windows: on another drive, it stays where it was
                 place = Path(os.path.normpath(folder.parent / os.path.relpath(place, home)))
+            if copied and str(place) == was[flag] and flag != "data_dir":
+                raise ArgumentError(f"--{flag}: the weights in {folder} are a copy of "
+                                    f"{original}, whose {place} the copy would share; give "
+                                    "--results_dir and --log_dir of the copy's own")
         found[flag] = str(place)
         if str(place) != was[flag]:
             print(f"--{flag}: taking {place}, where {was[flag]} was beside the run's weights, "
@@ -250,7 +259,7 @@ def check_run_folders(config: object, recorded: dict, given: set[str]) -> None:
                 "files but no config.json saying whose")
             raise ArgumentError(f"--{flag}: {folder} holds {whose}; give the --results_dir "
                                 "and --log_dir of this run's own, or move that folder away")
-    flags = set(dataclasses.asdict(config)) - {*NOT_INHERITED, *given, "run_name"}
+    flags = set(dataclasses.asdict(config)) - {*NOT_INHERITED, *FOLDERS, *given, "run_name"}
     edited = [f"{key} {written[key]!r} there, {value!r} in the checkpoint"
               for key, value in recorded.items()
               if key in flags and key in written and written[key] != value]
@@ -349,7 +358,7 @@ class Run:
     def __init__(self, config: object, record: dict, resumed: tuple[Path, dict] | None,
                  name_given: bool = False) -> None:
         self.config, self.record, self.resumed = config, record, resumed
-        record["folders"] = {flag: str(Path(getattr(config, flag)).resolve()) for flag in FOLDERS}
+        record["folders"] = {flag: os.path.abspath(getattr(config, flag)) for flag in FOLDERS}
         self.name_given = name_given
         self.name = config.run_name
         self.epochs_done = self.batch = self.step = 0  # batch: done in the epoch in progress
