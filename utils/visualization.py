@@ -61,9 +61,9 @@ def save_progress_gif(results_dir: str | Path, out_path: str | Path, last_epoch:
     In epoch order; later grids (of a run taken back to an earlier checkpoint) are left out.
     The last frame is held three times as long. Returns the number of frames.
     """
-    frames = sorted((p for p in Path(results_dir).glob("epoch_*_final.png")
-                     if int(p.name.split("_")[1]) <= last_epoch),
-                    key=lambda p: int(p.name.split("_")[1]))
+    numbered = sorted((int(p.name.split("_")[1]), p)
+                      for p in Path(results_dir).glob("epoch_*_final.png"))
+    frames = [path for epoch, path in numbered if epoch <= last_epoch]
     if not frames:
         return 0
     images = [Image.open(path).convert("L") for path in frames]
