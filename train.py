@@ -4,25 +4,28 @@
     python train.py --resume auto          # continue the run trained last
 
 Read top to bottom: the flags, the MNIST batches, the two networks and their Adam
-optimisers, then the loop, whose step is ``utils/step.py: gan_step``. The run's books
-(its folders, lock, checkpoints, logs, resume) are ``utils/run.py``: each run writes only
-into weights/<run>/, results/<run>/ and logs/<run>/ (see docs/outputs.md).
+optimisers, then the loop, whose step is ``utils/step.py: gan_step``, and which shows when
+each output is written. What is not the GAN's (the run's folders, lock, position,
+checkpoints, signals) is ``utils/run.py``; the logs are ``utils/recorder.py``.
 """
 
 import argparse
+import math
 import shlex
 import sys
 import threading
+import time
 from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 
 import torch
 from torch.optim import Adam
+from tqdm import tqdm
 
 from models import Discriminator, Generator, Judge
 from utils.averaging import GeneratorAverage
-from utils.checkpoint import CheckpointError, load_judge
+from utils.checkpoint import CheckpointError, cpu_state, load_judge, save_atomic
 from utils.cli import (
     OneLineErrorParser,
     folder_name,
@@ -38,12 +41,21 @@ from utils.cli import (
 )
 from utils.data_loader import load_mnist, make_loader
 from utils.device import fastest_memory_format, note_unused_gpu
-from utils.metrics import MIN_SAMPLES, make_reference
+from utils.metrics import MIN_SAMPLES, evaluate_generator, make_reference
 from utils.random_state import seed_everything
-from utils.recorder import quiet_tensorboard_thread
+from utils.recorder import TrainingLog, quiet_tensorboard_thread
 from utils.run import FIXED_AT_RESUME, Run, open_run
 from utils.step import gan_step
-from utils.visualize import INTERPOLATION_ROWS
+from utils.visualization import save_progress_gif
+from utils.visualize import (
+    INTERPOLATION_ROWS,
+    digit_endpoints,
+    evaluating,
+    generate_fixed_noise_grid,
+    save_interpolation_grid,
+)
+
+INTERPOLATION_STEPS = 10  # images a row of the interpolation grids
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--log_dir", default="logs",
         help="TensorBoard logs go to a sub-folder per run (default: %(default)s)")
     add("--run_name", type=folder_name, default=None,
-        help="the run's sub-folder name in the three folders above; an existing run is "
-             "never overwritten (default: the start time, YYYYmmdd-HHMMSS)")
+        help="the run's sub-folder name in the three folders above; folders that exist are "
+             "never taken (default: the start time, YYYYmmdd-HHMMSS, with -2, -3, ... if taken)")
     add("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
         help="auto picks cuda, then mps (Apple GPUs), then cpu (default: %(default)s)")
     add("--seed", type=seed, default=0,
@@ -108,9 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue a run exactly where a checkpoint left it: a checkpoint file, a run's "
              "weights folder (its newest readable checkpoint), or 'auto' for the run trained "
              "last in --weights_dir (with --run_name: that run; a new run if there is none). "
-             "Flags left out are the run's own; n_epochs, intervals and the results, log and "
-             "data folders may be changed, flags that change the computation "
-             f"({', '.join(FIXED_AT_RESUME)}) may not (default: start a new run)")
+             "The weights stay in the checkpoint's folder, whose name is the run's; results "
+             "and logs go to <results_dir>/<run> and <log_dir>/<run> of this command line, as "
+             "for a new run. Other flags left out are the run's own; those that change the "
+             f"computation ({', '.join(FIXED_AT_RESUME)}) cannot change (default: a new run)")
     add("--amp", action="store_true",
         help="bfloat16 autocast for the networks (CUDA, and CPUs with AVX512-BF16 or AMX): "
              "faster, slightly different numbers; losses, BatchNorm statistics and weights stay "
@@ -150,10 +163,10 @@ def train(run: Run) -> None:
     note_unused_gpu(device)
     seed_everything(config.seed)
 
-    # MNIST as one tensor in [-1, 1] on the device, shuffled anew each epoch by loader_rng.
+    # MNIST as one tensor in [-1, 1] on the device, shuffled anew each epoch by run.data_order.
     images, _ = load_mnist(config.data_dir, train=True)
-    loader_rng = torch.Generator().manual_seed(config.seed)
-    loader = make_loader(images.to(device), config.batch_size, loader_rng)
+    loader = make_loader(images.to(device), config.batch_size, run.data_order)
+    run.start(loader)
 
     # The networks of models/ and their optimisers: Adam, betas (0.5, 0.999) (paper, sec. 4).
     memory_format = fastest_memory_format(device)
@@ -165,11 +178,28 @@ def train(run: Run) -> None:
     judge = load_judge_or_warn(config)  # Judge() draws from the random state: before the noise
     fixed_noise = torch.randn(64, config.nz, 1, 1, device=device)  # every sample grid's
     endpoints = torch.randn(2, INTERPOLATION_ROWS, config.nz, 1, 1, device=device)
+    best_fid = math.inf  # of the generator's evaluations so far
 
-    # Restore a resumed run's checkpoint into these, or write the new run's first one.
-    run.start(loader, generator=netG, discriminator=netD, optimizer_G=optimizer_G,
-              optimizer_D=optimizer_D, fixed_noise=fixed_noise,
-              interpolation_endpoints=endpoints, generator_average=average)
+    def state() -> dict:
+        """What a checkpoint holds of the GAN (the run adds its position and random states)."""
+        return {"generator": netG.state_dict(), "discriminator": netD.state_dict(),
+                "optimizer_G": optimizer_G.state_dict(), "optimizer_D": optimizer_D.state_dict(),
+                "average": average and average.state_dict(), "fixed_noise": fixed_noise,
+                "endpoints": endpoints, "best_fid": best_fid}
+
+    if run.checkpoint is None:
+        run.save(state())  # step 0: a run can be resumed from its first moment
+    else:
+        with run.restoring() as saved:  # everything as the checkpoint left it
+            netG.load_state_dict(saved["generator"])
+            netD.load_state_dict(saved["discriminator"])
+            optimizer_G.load_state_dict(saved["optimizer_G"])
+            optimizer_D.load_state_dict(saved["optimizer_D"])
+            if average is not None:
+                average.load_state_dict(saved["average"])
+            fixed_noise.copy_(saved["fixed_noise"])
+            endpoints.copy_(saved["endpoints"])
+            best_fid = saved["best_fid"]
     reference = None  # what evaluations compare with: the test set through the judge
     if judge is not None and config.eval_interval:
         reference = make_reference(judge, *load_mnist(config.data_dir, train=False), images)
@@ -179,16 +209,78 @@ def train(run: Run) -> None:
     autocast = (partial(torch.autocast, device.type, dtype=torch.bfloat16) if config.amp
                 else nullcontext)
     stepG, stepD = (torch.compile(netG), torch.compile(netD)) if config.compile else (netG, netD)
+    # Reading numbers back stalls a GPU but costs nothing on a CPU.
+    log = TrainingLog(run.results, run.logs, run.step, 1 if device.type == "cpu" else 50)
+    log.log_config(run.config_record())
+
+    def image(name: str) -> Path:
+        return run.results / f"{name}.png"
 
     for epoch in run.epochs():
-        for real in run.batches():  # the epoch's batches; after a resume, the same ones
+        for real in run.batches(loader):  # the epoch's batches; after a resume, the same ones
             real = real.to(memory_format=memory_format)
             stats = gan_step(stepG, stepD, optimizer_G, optimizer_D, real, config.nz, autocast)
             if average is not None:
                 average.update(netG)
-            run.log_step(stats)  # CSV and TensorBoard; a sample grid, a checkpoint at intervals
-        run.end_epoch(epoch, judge, reference)  # grids, interpolation, scores, checkpoint
-    run.finish()  # the final weights, the progress GIF
+            log.log_step(epoch, run.batch, run.step, stats)  # CSV and TensorBoard
+            if run.step % config.sample_interval == 0:
+                with evaluating(netG):
+                    generate_fixed_noise_grid(netG, fixed_noise, image(f"sample_step_{run.step}"))
+            if run.checkpoint_due():  # every --checkpoint_interval batches, or after Ctrl-C
+                log.flush()  # stops if training diverged: no checkpoint of such weights
+                log.export_json()
+                run.save(state())
+
+        # The epoch's end: grids of the generator and its average, an interpolation and the
+        # weights every --save_interval epochs, scores every --eval_interval, a checkpoint.
+        log.flush()
+        last = epoch == config.n_epochs
+        with evaluating(netG):
+            samples = generate_fixed_noise_grid(netG, fixed_noise, image(f"epoch_{epoch}_final"))
+            if epoch % config.save_interval == 0 or last:
+                path = (endpoints if judge is None else digit_endpoints(netG, judge, config.seed))
+                save_interpolation_grid(netG, path, image(f"interpolation_epoch_{epoch}"),
+                                        n_steps=INTERPOLATION_STEPS)
+        averaged = average and average.generator()  # BatchNorm statistics fit to its weights
+        averaged_samples = None
+        if averaged is not None:
+            averaged_samples = generate_fixed_noise_grid(averaged, fixed_noise,
+                                                         image(f"epoch_{epoch}_ema"))
+            save_atomic(cpu_state(averaged), run.weights / "generator_ema.pth")
+        log.log_epoch(run.step, samples, averaged_samples)
+        if reference is not None and (epoch % config.eval_interval == 0 or epoch == 1 or last):
+            for name, scored in (("raw", netG), ("ema", averaged)):
+                if scored is None:
+                    continue
+                tqdm.write(f"epoch {epoch}, {name}: scoring {config.eval_samples} samples ...")
+                scores = evaluate_generator(scored, judge, reference, config.eval_samples,
+                                            seed=config.seed)
+                log.log_evaluation(epoch, run.step, name, scores)
+                tqdm.write(f"epoch {epoch}, {name}: FID {scores['fid']:.3f}, Inception Score "
+                           f"{scores['inception_score']:.2f}, coverage {scores['coverage']:.3f}")
+                if name == "raw" and scores["fid"] < best_fid:  # the best generator so far
+                    best_fid = scores["fid"]
+                    save_atomic(cpu_state(netG), run.weights / "generator_best.pth")
+        if epoch % config.save_interval == 0:
+            save_weights(run.weights, f"epoch_{epoch}", netG, netD)
+        log.export_json()
+        run.save(state())
+    log.close()
+
+    # The end: the progress animation, the configuration, then the final weights, last: their
+    # presence says that the run has finished.
+    save_progress_gif(run.results, run.results / "training_progress.gif", config.n_epochs)
+    run.write_config()
+    save_weights(run.weights, "final", netG, netD)
+    print(f"done in {time.time() - run.started:.0f} s: weights in {run.weights}/, images in "
+          f"{run.results}/, TensorBoard logs in {run.logs}/; draw digits with: python "
+          f"{in_repository('generate.py')} --weights {run.weights / 'generator_final.pth'}")
+
+
+def save_weights(folder: Path, suffix: str, netG: Generator, netD: Discriminator) -> None:
+    """Both networks as plain CPU state dicts, ``{generator,discriminator}_{suffix}.pth``."""
+    save_atomic(cpu_state(netG), folder / f"generator_{suffix}.pth")
+    save_atomic(cpu_state(netD), folder / f"discriminator_{suffix}.pth")
 
 
 def main(argv: list[str] | None = None) -> int:

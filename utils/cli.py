@@ -1,4 +1,4 @@
-"""Command-line helpers shared by the scripts: checked values, output paths, one-line errors."""
+"""What the four scripts and torch.hub share: checked values, output paths, one-line errors."""
 
 import argparse
 import os
@@ -9,14 +9,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from utils.device import is_out_of_memory
-from utils.errors import ArgumentError, UserError
+from utils.errors import ArgumentError, UserError, already_exists
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
     """An argument parser whose errors are one line (no usage dump) and exit with 2."""
 
     def error(self, message: str) -> None:  # noqa: D102 (argparse's hook)
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(2, f"{self.prog}: error: {printable(message)} (see --help)\n")
 
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -25,7 +25,7 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 def in_repository(name: str) -> str:
     """A file of this repository (``weights/judge.pth``, ``train.py``), as a path from here.
 
-    The scripts' defaults for the files the repository ships, and the commands they print,
+    The defaults of the files the repository ships, and the commands the scripts print,
     resolve against the repository, so that they work from any folder; outputs and
     ``--data_dir`` stay relative to the current folder, as users expect of a script.
     """
@@ -35,24 +35,25 @@ def in_repository(name: str) -> str:
         return str(REPOSITORY / name)
 
 
-def printable_output() -> None:
-    """Let stdout and stderr print any text, so that no run fails over a message.
+def printable(text: str) -> str:
+    """``text`` with control characters (terminal escapes, newlines) shown as escapes."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
-    Characters that the terminal's encoding lacks (an ASCII locale, a Windows console
-    redirected to a file in the locale's code page) are printed as backslash escapes.
-    """
+
+def printable_output() -> None:
+    """Let stdout and stderr print any text: characters the terminal lacks become escapes."""
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):  # not when a test captures the output
             stream.reconfigure(errors="backslashreplace")
 
 
 def _checked(convert: Callable, test: Callable, what: str) -> Callable:
-    """An argparse type: ``convert`` the text, then require ``test`` of the value."""
+    """A checked type: ``convert`` the text, then require ``test`` of the value."""
 
-    def parse(text: str) -> int | float:
+    def parse(text: str) -> int | float | str:
         try:
             value = convert(text)
-        except ValueError:
+        except (ValueError, OverflowError):
             value = None
         if value is None or not test(value):
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
@@ -62,32 +63,36 @@ def _checked(convert: Callable, test: Callable, what: str) -> Callable:
 
 
 def int_at_least(least: int) -> Callable:
-    """An argparse type: an integer of at least ``least``."""
-    return _checked(int, lambda v: v >= least, f"an integer of at least {least}")
+    """An integer in [``least``, 2**31)."""
+    return _checked(int, lambda v: least <= v < 2**31, f"an integer in [{least}, 2**31)")
 
 
-positive_int = _checked(int, lambda v: v > 0, "a positive integer")
-non_negative_int = _checked(int, lambda v: v >= 0, "a non-negative integer")
+positive_int = int_at_least(1)
+non_negative_int = int_at_least(0)
 positive_float = _checked(float, lambda v: 0 < v < float("inf"), "a positive number")
 unit_interval = _checked(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
-# A run's sub-folder name: no path separators, nothing hidden, nothing that walks up; at most
-# 60 characters, so that with a suffix (-2) it stays under the 255 bytes a file system allows.
-FOLDER_NAME = re.compile(r"\w[\w.+-]{0,59}")
-folder_name = _checked(str, lambda v: FOLDER_NAME.fullmatch(v) is not None,
+probability = _checked(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
+seed = _checked(int, lambda v: 0 <= v < 2**32, "an integer in [0, 2**32)")  # NumPy's range
+# A run's sub-folder name: nothing hidden, no separators, at most 60 characters.
+folder_name = _checked(str, lambda v: re.fullmatch(r"\w[\w.+-]{0,59}", v) is not None,
                        "a folder name of at most 60 letters, digits and _ . + - (not starting "
                        "with . + -)")
-# NumPy's seeds are 32-bit; torch's would take 64 bits, but a run seeds both.
-seed = _checked(int, lambda v: 0 <= v < 2**32, "an integer in [0, 2**32)")
 
 
-def describe(error: BaseException) -> str:
-    """One line for an error, at most about 200 characters.
+def check(name: str, value: object, kind: Callable) -> object:
+    """``value`` checked by ``kind`` (one of the types above) as the flag ``name`` would be.
 
-    An ``OSError``'s own message (it names the file), else the type and the message's first line.
+    For values that come from Python rather than a command line (``torch.hub.load``).
+
+    Raises:
+        ValueError: naming ``name``.
     """
-    if isinstance(error, OSError):
-        return str(error)
-    return f"{type(error).__name__}: {(str(error).strip() or '?').splitlines()[0][:200]}"
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{name}: expected a number, got {value!r}")
+    try:
+        return kind(str(value))
+    except argparse.ArgumentTypeError as error:
+        raise ValueError(f"{name}: {error}") from None
 
 
 def report(script: str, error: BaseException, out_of_memory_hint: str) -> int:
@@ -101,37 +106,44 @@ def report(script: str, error: BaseException, out_of_memory_hint: str) -> int:
     elif isinstance(error, UserError):
         message, code = str(error), error.exit_code
     elif is_out_of_memory(error):
-        size = re.search(r"tried to allocate ([\d.]+ ?\w+)", str(error), re.IGNORECASE)
-        wanted = f" (it tried to allocate {size.group(1)})" if size else ""
-        message, code = f"out of memory{wanted}; {out_of_memory_hint}", 1
+        message, code = f"out of memory; {out_of_memory_hint}", 1
     else:
         message, code = describe(error), 1
-    print(f"{script}: error: {message}", file=sys.stderr)
+    print(f"{script}: error: {printable(message)}", file=sys.stderr)
     return code
 
 
-def check_output_file(path: str | Path, flag: str, overwrite: bool = False,
-                      how_to_replace: str = "add --overwrite to replace it") -> Path:
-    """Make ``path``'s folder and check that a file can be written there, before any work.
+def describe(error: BaseException) -> str:
+    """One line for an error: an ``OSError``'s own (it names the file), else type and text."""
+    if isinstance(error, OSError):
+        return str(error)
+    return f"{type(error).__name__}: {(str(error).strip() or '?').splitlines()[0][:200]}"
+
+
+def check_output(path: str | Path, flag: str, overwrite: bool = False) -> Path:
+    """Check, before any work, that the file ``path`` can be written (its folder is made).
+
+    The check is early, for the user's sake; the file is written with ``atomic_path``, whose
+    ``replace=overwrite`` refuses an existing file again at that moment.
 
     Raises:
-        ArgumentError: naming ``flag``: ``path`` is a folder, exists (unless ``overwrite``;
-            the message then says ``how_to_replace``), or its folder cannot be made or written.
+        ArgumentError: naming ``flag``: ``path`` is a folder, exists (unless ``overwrite``),
+            or its folder cannot be made or written.
     """
     path = Path(path)
     if path.is_dir():
         raise ArgumentError(f"{flag} {path} is a folder; give a file name")
     if path.exists() and not overwrite:
-        raise ArgumentError(f"{flag} {path} exists; choose another name, or {how_to_replace}")
-    check_output_folder(path.parent, flag, path)
+        raise already_exists(flag, path)
+    check_folder(path.parent, flag)
     return path
 
 
-def check_output_folder(folder: str | Path, flag: str, shown: str | Path | None = None) -> Path:
+def check_folder(folder: str | Path, flag: str) -> Path:
     """Make ``folder`` if missing and check that files can be written in it.
 
     Raises:
-        ArgumentError: naming ``flag`` and ``shown`` (default: the folder).
+        ArgumentError: naming ``flag`` and the folder.
     """
     folder = Path(folder)
     try:
@@ -139,6 +151,6 @@ def check_output_folder(folder: str | Path, flag: str, shown: str | Path | None 
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as error:
-        raise ArgumentError(f"{flag} {shown or folder}: cannot create or write there "
+        raise ArgumentError(f"{flag} {folder}: cannot create or write there "
                             f"({error.strerror}); choose a writable place") from None
     return folder

@@ -15,3 +15,9 @@ class ArgumentError(UserError):
     """A command-line value that cannot work, found after argparse's own checks."""
 
     exit_code = 2
+
+
+def already_exists(flag: str, path: object) -> ArgumentError:
+    """The error for an output file that exists and may not be replaced."""
+    return ArgumentError(f"{flag} {path} exists; choose another name, or add --overwrite to "
+                         "replace it")

@@ -1,52 +1,66 @@
-"""Writing files so that a crash or a full disk never leaves a half-written one."""
+"""Writing files: whole or not at all, and never over a file that must not be replaced."""
 
 import os
-import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import BinaryIO
 
-# The names atomic_path writes to first: .<name>.<pid>-<8 hex digits>.tmp
-TEMPORARY = re.compile(r"\..+\.\d+-[0-9a-f]{8}\.tmp")
+from utils.errors import already_exists
+
+# Appends never follow a symbolic link planted at the file's name (where the OS can tell).
+APPEND = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
 
 
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a new temporary path beside ``path``; move it onto ``path`` when the block succeeds.
+def atomic_path(path: str | Path, replace: bool = True, flag: str = "--out") -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; publish it as ``path`` when the block succeeds.
 
-    ``os.replace`` is atomic on POSIX and Windows, so readers see either the old
-    complete file or the new complete file. On an exception the temporary file is removed
-    and ``path`` is left as it was; a failed write (say, a full disk) is reported as an
-    ``OSError`` naming ``path``, not the temporary file.
+    A reader sees the old complete file or the new complete one, never half a file. With
+    ``replace`` the file goes in by ``os.replace``; without it by ``os.link``, which fails
+    if ``path`` exists at that moment, so of two writers racing for one name the second gets
+    a one-line error and the first one's file stays. A failed write names ``path``.
+
+    Raises:
+        ArgumentError: naming ``flag``: ``path`` exists and ``replace`` is off.
+        OSError: the write failed (a full disk, say), naming ``path``.
     """
     path = Path(path)
-    # A name of its own (matching TEMPORARY), so two writers of one file never share it.
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
         yield tmp
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+    except FileExistsError:
+        raise already_exists(flag, path) from None
     except OSError as error:
         raise OSError(error.errno, f"cannot write {path}: {error.strerror}") from None
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def append_line(file: BinaryIO, line: str) -> None:
-    """Append ``line`` (with its newline) to ``file`` whole, or not at all.
+def open_for_append(path: Path) -> int:
+    """Open ``path`` for appending whole lines (``append_line``); a link there is refused."""
+    try:
+        return os.open(path, APPEND, 0o644)
+    except OSError as error:
+        raise OSError(error.errno, f"cannot write {path}: {error.strerror}") from None
 
-    ``file`` is opened unbuffered for appending (``open(path, "ab", buffering=0)``). If the
-    write fails part-way (a full disk), the file is cut back to its previous length, so it
-    never ends in half a line; the error names the file.
+
+def append_line(fd: int, line: str, name: Path) -> None:
+    """Append ``line`` to the open file ``fd`` (of ``name``) whole, or not at all.
+
+    If the write fails part-way (a full disk), the file is cut back to its previous length,
+    so it never ends in half a line; the error names the file.
     """
-    data = line.encode()
-    size = file.seek(0, os.SEEK_END)
+    data, size = line.encode(), os.lseek(fd, 0, os.SEEK_END)
     try:
         written = 0
         while written < len(data):
-            written += file.write(data[written:])
+            written += os.write(fd, data[written:])
     except OSError as error:
         with suppress(OSError):  # if even this fails, a resume drops the incomplete line
-            file.truncate(size)
-        raise OSError(error.errno, f"cannot write {file.name}: {error.strerror}") from None
+            os.ftruncate(fd, size)
+        raise OSError(error.errno, f"cannot write {name}: {error.strerror}") from None

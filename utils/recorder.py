@@ -1,9 +1,11 @@
 """Where a run's numbers go: CSV and TensorBoard every batch, JSON and curves every epoch."""
 
 import json
+import math
+import os
+import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,7 @@ from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 
 from utils.errors import UserError
-from utils.files import append_line, atomic_path
+from utils.files import append_line, atomic_path, open_for_append
 from utils.step import STAT_NAMES
 from utils.visualization import image_grid, plot_training_curves
 
@@ -21,189 +23,159 @@ COLUMNS = ("epoch", "batch", "step", *STAT_NAMES)
 EVALUATION_COLUMNS = ("epoch", "step", "generator", "fid", "kid", "inception_score",
                       "judge_confidence", "digit_kl", "min_digit_ratio", "precision", "recall",
                       "density", "coverage", "nn_distance_ratio", "copies")
-
 # TensorBoard tags allow only letters, digits and "-/_.", so D(x) cannot be a tag name.
 TENSORBOARD_TAGS = {"D_loss": "loss/D", "G_loss": "loss/G", "D(x)": "D_output/real",
                     "D(G(z))": "D_output/fake", "D(G(z))_post": "D_output/fake_after_D_step"}
 
 
-def shortest(value: float) -> str:
-    """A float32 number in its shortest exact decimal form (about 9 digits)."""
-    return str(np.float32(value))
+class TrainingLog:
+    """A run's logs: ``training_data.csv``, TensorBoard events, the JSON and the curves.
 
-
-class TrainingRecorder:
-    """Records a run: CSV and TensorBoard every batch, JSON and curves every epoch.
-
-    ``training_data.csv`` gets a row per batch, each appended whole or not at all (see
-    ``utils.files.append_line``); ``training_data.json`` (at each checkpoint and epoch end)
-    and ``training_curves.png`` (each epoch end) are written from the rows kept in memory,
-    never by reading the CSV back. Call ``close`` at the end.
-
-    The statistics of a step stay on the training device until ``flush``, which reads back
-    the batches pending in one go, every ``flush_every`` steps: on a GPU, reading numbers
-    back makes the host wait for the device, so it should not happen every step.
+    The CSV gets a row per batch, each appended whole or not at all; the JSON and curves are
+    written from the rows kept in memory, never by reading the CSV back. A step's statistics
+    stay on the training device until ``flush`` reads the pending ones back in one go, every
+    ``flush_every`` steps: on a GPU, reading numbers back makes the host wait.
 
     Args:
-        results_dir: folder of the CSVs, JSON and curves (the run's own).
-        run_log_dir: TensorBoard folder of this run.
-        resume_step: the step of the checkpoint the run continues from (0 for a new run):
-            rows and events of later steps (written after it) are dropped, and so is an
-            incomplete last row.
+        results: the run's results folder; logs: its TensorBoard folder.
+        resume_step: the checkpoint's step (0 for a new run): rows and events after it go.
         flush_every: steps between read-backs.
-
-    Raises:
-        UserError: on resume, a CSV holds lines this program did not write.
     """
 
-    def __init__(
-        self, results_dir: Path, run_log_dir: Path, resume_step: int = 0,
-        flush_every: int = 1,
-    ) -> None:
-        self.flush_every = flush_every
-        self._pending: list[tuple[int, int, int, Tensor]] = []
-        self.csv_path = results_dir / "training_data.csv"
-        self.json_path = results_dir / "training_data.json"
-        self.curves_path = results_dir / "training_curves.png"
-        self.evaluation_path = results_dir / "evaluation_history.csv"
+    def __init__(self, results: Path, logs: Path, resume_step: int, flush_every: int) -> None:
+        self.flush_every, self.pending = flush_every, []
+        self.csv_path = results / "training_data.csv"
+        self.json_path = results / "training_data.json"
+        self.curves_path = results / "training_curves.png"
+        self.evaluation_path = results / "evaluation_history.csv"
         self.rows = start_csv(self.csv_path, COLUMNS, resume_step)
         start_csv(self.evaluation_path, EVALUATION_COLUMNS, resume_step)
-        self._csv_file = open(self.csv_path, "ab", buffering=0)  # noqa: SIM115 (closed in close())
-        self.log_dir = run_log_dir
+        if len(self.rows) < resume_step:
+            print(f"train.py: warning: {self.csv_path} has {len(self.rows)} of the "
+                  f"{resume_step} rows before the checkpoint; the training state is complete",
+                  file=sys.stderr)
+        self.csv = open_for_append(self.csv_path)
+        self.logs = logs
         # TensorBoard reads a folder's event files in the order of their names, which begin
         # with the second each was made: the purge of the steps after resume_step must be in
         # a file after those it purges, so a resume in the same second waits for the next.
-        made = [int(p.name.split(".")[3]) for p in run_log_dir.glob("events.out.tfevents.*.*")
+        made = [int(p.name.split(".")[3]) for p in logs.glob("events.out.tfevents.*.*")
                 if p.name.split(".")[3].isdigit()]
         time.sleep(max(0.0, max(made, default=0) + 1 - time.time()))
-        self.tensorboard = SummaryWriter(str(run_log_dir), purge_step=resume_step + 1)
+        self.tensorboard = self.tb("SummaryWriter", SummaryWriter, str(logs),
+                                   purge_step=resume_step + 1)
 
-    def _tensorboard(self, write: Callable, *args: object) -> None:
-        """Call a ``SummaryWriter`` method; a failed write names the log folder."""
+    def tb(self, what: str, write: object, *args: object, **kwargs: object) -> object:
+        """Call a TensorBoard writer method; a failed write names the log folder."""
         try:
-            write(*args)
+            return write(*args, **kwargs)
         except OSError as error:
-            raise OSError(error.errno, f"cannot write TensorBoard events in {self.log_dir}: "
-                                       f"{error.strerror}") from None
+            raise OSError(error.errno, f"cannot write TensorBoard events in {self.logs} "
+                                       f"({what}): {error.strerror}") from None
 
-    def log_step(self, epoch: int, batch: int, step: int,
-                 stats: Tensor) -> list[dict[str, float]]:
-        """Take one batch's ``gan_step`` statistics; every ``flush_every`` steps, ``flush``.
+    def log_config(self, record: dict) -> None:
+        """Show the run's configuration in TensorBoard's text tab."""
+        self.tb("text", self.tensorboard.add_text, "config",
+                f"```\n{json.dumps(record, indent=2)}\n```")
 
-        Returns what ``flush`` returns, or nothing if it did not run.
-        """
-        self._pending.append((epoch, batch, step, stats))
-        return self.flush() if len(self._pending) >= self.flush_every else []
+    def log_step(self, epoch: int, batch: int, step: int, stats: Tensor) -> list[dict]:
+        """Take one batch's ``gan_step`` statistics; every ``flush_every`` steps, ``flush``."""
+        self.pending.append((epoch, batch, step, stats))
+        return self.flush() if len(self.pending) >= self.flush_every else []
 
-    def flush(self) -> list[dict[str, float]]:
+    def flush(self) -> list[dict]:
         """Write the pending batches as CSV rows and scalars; return their records.
 
-        Each record holds ``epoch``, ``batch``, ``step`` and the ``STAT_NAMES``.
+        Raises:
+            UserError: a number is NaN or infinite: training diverged.
         """
-        if not self._pending:
+        if not self.pending:
             return []
-        values = torch.stack([stats for *_, stats in self._pending]).tolist()  # one wait
+        values = torch.stack([stats for *_, stats in self.pending]).tolist()  # one wait
         records = []
-        for (epoch, batch, step, _), row in zip(self._pending, values, strict=True):
-            texts = [shortest(v) for v in row]
-            append_line(self._csv_file, ",".join([str(epoch), str(batch), str(step), *texts])
-                        + "\n")
+        for (epoch, batch, step, _), row in zip(self.pending, values, strict=True):
+            texts = [str(np.float32(v)) for v in row]  # float32's shortest exact decimals
+            append_line(self.csv, ",".join([str(epoch), str(batch), str(step), *texts]) + "\n",
+                        self.csv_path)
             self.rows.append([epoch, batch, step, *map(float, texts)])
             records.append(dict(zip(COLUMNS, self.rows[-1], strict=True)))
             for name, tag in TENSORBOARD_TAGS.items():
-                self._tensorboard(self.tensorboard.add_scalar, tag, records[-1][name], step)
-        self._pending.clear()
+                self.tb("scalars", self.tensorboard.add_scalar, tag, records[-1][name], step)
+        self.pending.clear()
+        for record in records:
+            bad = [f"{k}={record[k]}" for k in STAT_NAMES if not math.isfinite(record[k])]
+            if bad:
+                raise UserError(f"training diverged at step {record['step']} (epoch "
+                                f"{record['epoch']}, batch {record['batch']}): {', '.join(bad)}; "
+                                "a lower --lr may help")
         return records
 
-    def log_text(self, tag: str, text: str) -> None:
-        """Show ``text`` in TensorBoard's text tab (e.g. the configuration)."""
-        self._tensorboard(self.tensorboard.add_text, tag, text)
-
-    def log_epoch(self, step: int, samples: Tensor, averaged_samples: Tensor | None = None
-                  ) -> None:
-        """Log the fixed-noise samples ``(N, 1, 28, 28)``, refresh the JSON and curves.
-
-        ``averaged_samples``: those of the generator's average, if it has one.
-        """
-        self._tensorboard(self.tensorboard.add_image, "samples/fixed_noise",
-                          image_grid(samples), step)
-        if averaged_samples is not None:
-            self._tensorboard(self.tensorboard.add_image, "samples/fixed_noise_ema",
-                              image_grid(averaged_samples), step)
+    def log_epoch(self, step: int, samples: Tensor, averaged: Tensor | None) -> None:
+        """Log an epoch's fixed-noise grids (of the generator, its average), JSON and curves."""
+        self.tb("images", self.tensorboard.add_image, "samples/fixed_noise", image_grid(samples),
+                step)
+        if averaged is not None:
+            self.tb("images", self.tensorboard.add_image, "samples/fixed_noise_ema",
+                    image_grid(averaged), step)
         self.export_json()
         plot_training_curves(pd.DataFrame(self.rows, columns=COLUMNS), self.curves_path)
 
     def log_evaluation(self, epoch: int, step: int, generator: str, scores: dict) -> None:
-        """Append the quality ``scores`` (utils/metrics.py) to the history and TensorBoard.
-
-        ``generator`` says whose they are: ``raw`` (the generator, tags ``eval/*``) or ``ema``
-        (its average, tags ``eval_ema/*``).
-        """
+        """Append quality ``scores`` (``raw``: the generator, ``ema``: its average)."""
         row = {"epoch": epoch, "step": step, "generator": generator, **scores}
-        with open(self.evaluation_path, "ab", buffering=0) as f:
-            append_line(f, ",".join(str(row[column]) for column in EVALUATION_COLUMNS) + "\n")
+        fd = open_for_append(self.evaluation_path)
+        try:
+            append_line(fd, ",".join(str(row[c]) for c in EVALUATION_COLUMNS) + "\n",
+                        self.evaluation_path)
+        finally:
+            os.close(fd)
         group = "eval" if generator == "raw" else f"eval_{generator}"
-        for column in EVALUATION_COLUMNS[EVALUATION_COLUMNS.index("fid"):]:
-            self._tensorboard(self.tensorboard.add_scalar, f"{group}/{column}", scores[column],
-                              step)
+        for column in EVALUATION_COLUMNS[3:]:
+            self.tb("scalars", self.tensorboard.add_scalar, f"{group}/{column}", scores[column],
+                    step)
 
     def export_json(self) -> None:
         """Rewrite ``training_data.json`` from the rows in memory; flush TensorBoard's events."""
-        self._tensorboard(self.tensorboard.flush)
-        records = [dict(zip(COLUMNS, row, strict=True)) for row in self.rows]
+        self.tb("flush", self.tensorboard.flush)
         with atomic_path(self.json_path) as tmp:
-            tmp.write_text(json.dumps(records, separators=(",", ":")))
+            tmp.write_text(json.dumps([dict(zip(COLUMNS, row, strict=True)) for row in self.rows],
+                                      separators=(",", ":")))
 
     def close(self) -> None:
-        """Flush and close the CSV and TensorBoard files."""
-        try:
-            self.flush()
-        finally:
-            self._csv_file.close()
-            self._tensorboard(self.tensorboard.close)
+        """Close the CSV and TensorBoard files (pending rows are not written: call ``flush``)."""
+        os.close(self.csv)
+        self.tb("close", self.tensorboard.close)
 
 
 def start_csv(path: Path, columns: tuple[str, ...], resume_step: int) -> list[list]:
-    """Start the CSV log ``path``, or on resume keep its rows up to ``resume_step``.
+    """Start the CSV log ``path``; on resume keep its rows up to ``resume_step`` that parse.
 
-    A missing or empty file gets just the header. On resume, rows after the
-    checkpoint's step, and an incomplete last line (a crash or full disk mid-write), are
-    dropped: they will be written again. Returns the kept rows, each value read as
-    its column: counters as ints, the generator's name as text, else floats.
-
-    Raises:
-        UserError: the header or a kept line is not what this program writes.
+    The one rule for a resumed CSV: rows after the checkpoint's step go (they will be written
+    again), and so does any line that is not a row of this program (half a row after a
+    crash, a blank line an editor added); how many were dropped is said. Returns the rows
+    kept, each value read as its column: counters as ints, the generator's name as text.
     """
     header = ",".join(columns) + "\n"
-    text = path.read_text(errors="replace") if path.exists() else ""
-    if not text:
-        with atomic_path(path) as tmp:
-            tmp.write_text(header)
-        return []
-    lines = text.splitlines(keepends=True)
-    if lines[0] != header:
-        raise UserError(f"{path} does not start with this program's header ({header.strip()})"
-                           "; move it away to resume without its rows (the checkpoint is intact)")
-    complete = lines if lines[-1].endswith("\n") else lines[:-1]  # drop half a row
-    kept, rows = [header], []
-    types = [int if column in ("epoch", "batch", "step") else str if column == "generator"
-             else float for column in columns]
-    for number, line in enumerate(complete[1:], start=2):
+    lines = path.read_text(errors="replace").splitlines(keepends=True) if path.exists() else []
+    types = [int if c in ("epoch", "batch", "step") else str if c == "generator" else float
+             for c in columns]
+    kept, rows, dropped = [header], [], 0
+    for line in lines[1:] if lines[:1] == [header] else lines:
         values = line.rstrip("\n").split(",")
         try:
-            row = [parse(v) for parse, v in zip(types, values, strict=False)]
+            row = [parse(v) for parse, v in zip(types, values, strict=True)]
         except ValueError:
-            row = []
-        if len(values) != len(columns) or not row:
-            raise UserError(f"{path}, line {number}, is not a row of this program's log; move "
-                               "the file away to resume without its rows (the checkpoint is "
-                               "intact)")
-        if row[columns.index("step")] <= resume_step:
+            row = None
+        if row and line.endswith("\n") and row[columns.index("step")] <= resume_step:
             kept.append(line)
             rows.append(row)
-    if len(kept) < len(lines):
-        with atomic_path(path) as tmp:
-            tmp.write_text("".join(kept))
+        elif row is None or not line.endswith("\n"):
+            dropped += 1
+    if dropped:
+        print(f"train.py: warning: {path}: dropped {dropped} lines that are not rows of this "
+              "program's log", file=sys.stderr)
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(kept))
     return rows
 
 
@@ -211,7 +183,7 @@ def quiet_tensorboard_thread(args: threading.ExceptHookArgs) -> None:
     """A ``threading.excepthook``: no traceback from TensorBoard's writer thread.
 
     The writer thread's error (say, a full disk) reaches the main thread too, at the next
-    write, where ``TrainingRecorder`` reports it in one line naming the log folder.
+    write, where ``TrainingLog`` reports it in one line naming the log folder.
     """
     if type(args.thread).__name__ != "_AsyncWriterThread":
         threading.__excepthook__(args)

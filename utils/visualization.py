@@ -20,10 +20,22 @@ def image_grid(images: Tensor, nrow: int = 8) -> Tensor:
                      value_range=(-1, 1))
 
 
-def save_image_grid(images: Tensor, path: str | Path, nrow: int = 8) -> None:
-    """Save images ``(N, C, H, W)`` in [-1, 1] as one PNG grid with ``nrow`` images a row."""
-    with atomic_path(path) as tmp:
-        save_image(image_grid(images, nrow), tmp, format="png")
+def image_format(path: str | Path) -> str | None:
+    """The image format that ``path``'s suffix names (``.png``: PNG), if PIL writes it."""
+    Image.init()
+    found = Image.registered_extensions().get(Path(path).suffix.lower())
+    return found if found in Image.SAVE else None
+
+
+def save_image_grid(images: Tensor, path: str | Path, nrow: int = 8,
+                    replace: bool = True) -> None:
+    """Save images ``(N, C, H, W)`` in [-1, 1] as one grid with ``nrow`` images a row.
+
+    In the format of ``path``'s suffix (PNG if PIL writes none); ``replace``: see
+    ``utils.files.atomic_path``.
+    """
+    with atomic_path(path, replace=replace) as tmp:
+        save_image(image_grid(images, nrow), tmp, format=image_format(path) or "PNG")
 
 
 def plot_training_curves(log: pd.DataFrame, out_path: str | Path) -> None:
