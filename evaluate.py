@@ -3,8 +3,8 @@
     python evaluate.py                                   # weights/generator_final.pth
     python evaluate.py --weights weights/<run>/generator_epoch_10.pth --n 10000 --seed 0
 
-Prints one table (metric, model, real-data reference) and writes it as JSON beside the
-weights (weights/generator_final.pth -> weights/generator_final_evaluation.json), or to --out.
+Prints one table (metric, model, real-data reference) and writes it as JSON into the
+current folder (weights/generator_final.pth -> generator_final_evaluation.json), or to --out.
 What each metric means: utils/metrics.py and docs/quality.md.
 """
 
@@ -19,7 +19,7 @@ import torch
 from utils.checkpoint import load_generator, load_judge
 from utils.cli import (
     OneLineErrorParser,
-    check_output_file,
+    check_output,
     in_repository,
     int_at_least,
     printable_output,
@@ -28,6 +28,7 @@ from utils.cli import (
 )
 from utils.data_loader import load_mnist
 from utils.device import resolve_device
+from utils.errors import UserError
 from utils.files import atomic_path
 from utils.metrics import MIN_SAMPLES, evaluate_generator, make_reference, real_data_scores
 
@@ -82,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="default: %(default)s")
     parser.add_argument("--out", default=None,
                         help="where to write the scores as JSON; an existing file is replaced "
-                             "only with --overwrite (default: beside the weights, "
-                             "<weights>_evaluation.json, replaced by each evaluation)")
+                             "only with --overwrite (default: <weights' name>_evaluation.json "
+                             "in the current folder)")
     parser.add_argument("--overwrite", action="store_true",
                         help="let --out replace an existing file (default: off)")
     args = parser.parse_args(argv)
@@ -96,12 +97,12 @@ def main(argv: list[str] | None = None) -> int:
 def evaluate(args: argparse.Namespace) -> int:
     """Score ``args.weights`` as the flags say; print the table and write the JSON."""
     started = time.time()
-    weights = Path(args.weights)
-    out = check_output_file(args.out or weights.with_name(f"{weights.stem}_evaluation.json"),
-                            "--out", overwrite=args.overwrite or args.out is None)
+    out = check_output(args.out or f"{Path(args.weights).stem}_evaluation.json", "--out",
+                       args.overwrite)
     device = resolve_device(args.device)
-    netG = load_generator(weights, device)
+    netG = load_generator(args.weights, device)
     judge = load_judge(args.judge, device)
+    judge_record = read_judge_record(Path(args.judge).with_suffix(".json"))
     train_images, _ = load_mnist(args.data_dir, train=True)
     test_images, test_labels = load_mnist(args.data_dir, train=False)
     n_real = min(args.n, len(train_images))
@@ -116,14 +117,31 @@ def evaluate(args: argparse.Namespace) -> int:
         print(f"note: both columns score {args.n} samples; with fewer than {STANDARD_SAMPLES:,}, "
               "FID and KID are biased upward and the digit shares are noisier, for the real "
               "data too: compare only scores of the same --n")
-    judge_record = Path(args.judge).with_suffix(".json")
     scores = {"weights": args.weights, "n": args.n, "seed": args.seed, "model": model,
               "real_data": real, "seconds": round(time.time() - started, 1),
-              "judge": json.loads(judge_record.read_text()) if judge_record.exists() else None}
-    with atomic_path(out) as tmp:
+              "judge": judge_record}
+    with atomic_path(out, replace=args.overwrite) as tmp:
         tmp.write_text(json.dumps(scores, indent=2) + "\n")
-    print(f"wrote {out} ({scores['seconds']} s)")
+    print(f"wrote the scores to {out} ({scores['seconds']} s)")
     return 0
+
+
+def read_judge_record(path: Path) -> dict | None:
+    """The judge's record beside its weights (train_judge.py writes it), if there is one.
+
+    Raises:
+        UserError: the file is there but is not a JSON object.
+    """
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        record = error
+    if not isinstance(record, dict):
+        raise UserError(f"{path}, the judge's record, is not a JSON object; delete it, or "
+                        "make the judge again with train_judge.py")
+    return record
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """Draw digits with a trained generator.
 
     python generate.py                                # 64 digits, weights/generator_final.pth
-    python generate.py --n 16 --digit 7 --out sevens.png
+    python generate.py --n 16 --digit 7 --out generated_sevens.png
     python generate.py --n 100 --out_dir samples/     # 100 separate PNG files
 
-An existing --out file or a --out_dir holding files is replaced only with --overwrite.
+An existing file is replaced only with --overwrite. The image format is the one --out's
+suffix names (.png, .jpg, ...).
 
 With --digit, samples are drawn until the judge (weights/judge.pth, made by train_judge.py)
 calls --n of them that digit with at least --min_confidence.
@@ -19,17 +20,18 @@ import torch
 from utils.checkpoint import load_generator, load_judge
 from utils.cli import (
     OneLineErrorParser,
-    check_output_file,
-    check_output_folder,
+    check_folder,
+    check_output,
     in_repository,
     positive_int,
     printable_output,
+    probability,
     report,
     seed,
 )
 from utils.device import resolve_device
 from utils.errors import ArgumentError
-from utils.visualization import save_image_grid
+from utils.visualization import image_format, save_image_grid
 from utils.visualize import sample_digit
 
 
@@ -42,17 +44,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="generator weights or checkpoint (default: %(default)s)")
     parser.add_argument("--n", type=positive_int, default=64,
                         help="how many digits (default: %(default)s)")
-    parser.add_argument("--out", default=None,
-                        help="one PNG grid of all digits; an existing file is replaced only with "
-                             "--overwrite (default: generated.png)")
+    parser.add_argument("--out", default="generated.png",
+                        help="one grid of all digits, in the format its suffix names; an "
+                             "existing file is replaced only with --overwrite "
+                             "(default: %(default)s)")
     parser.add_argument("--out_dir", default=None,
-                        help="write one PNG per digit into this folder instead of a grid; a "
-                             "folder that holds files only with --overwrite")
+                        help="write one PNG per digit, 00000.png, 00001.png, ..., into this "
+                             "folder instead of a grid")
     parser.add_argument("--overwrite", action="store_true",
                         help="let --out or --out_dir replace existing files (default: off)")
     parser.add_argument("--digit", type=int, choices=range(10), default=None,
                         help="only this digit, as the judge sees it (default: any)")
-    parser.add_argument("--min_confidence", type=float, default=0.9,
+    parser.add_argument("--min_confidence", type=probability, default=0.9,
                         help="with --digit: the judge's least probability (default: %(default)s)")
     parser.add_argument("--max_draws", type=positive_int, default=None,
                         help="with --digit: give up after this many samples "
@@ -64,9 +67,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                         help="default: %(default)s")
     args = parser.parse_args(argv)
-    if not 0 < args.min_confidence <= 1:
-        parser.error(f"argument --min_confidence: expected a number in (0, 1], "
-                     f"got {args.min_confidence}")
     try:
         return generate(args)
     except (Exception, KeyboardInterrupt) as error:
@@ -76,12 +76,13 @@ def main(argv: list[str] | None = None) -> int:
 def generate(args: argparse.Namespace) -> int:
     """Draw ``args.n`` digits as the flags say and save them."""
     if args.out_dir:
-        folder = check_output_folder(args.out_dir, "--out_dir")
-        if any(folder.iterdir()) and not args.overwrite:
-            raise ArgumentError(f"--out_dir {folder} holds files; choose an empty folder, or "
-                                "add --overwrite to replace its 00000.png, 00001.png, ...")
-    else:
-        out = check_output_file(args.out or "generated.png", "--out", overwrite=args.overwrite)
+        folder = check_folder(args.out_dir, "--out_dir")
+        names = [folder / f"{i:05d}.png" for i in range(args.n)]
+        for name in names:
+            check_output(name, "--out_dir", args.overwrite)
+    elif check_output(args.out, "--out", args.overwrite) and image_format(args.out) is None:
+        raise ArgumentError(f"--out {args.out}: no image format of that suffix; give a name "
+                            "ending in .png (or .jpg, .bmp, ...)")
     device = resolve_device(args.device)
     netG = load_generator(args.weights, device)
     generator = torch.Generator().manual_seed(args.seed)
@@ -94,12 +95,15 @@ def generate(args: argparse.Namespace) -> int:
     with torch.no_grad():
         images = torch.cat([netG(z.to(device)).cpu() for z in noise.split(1000)])
     if args.out_dir:
-        for i, image in enumerate(images):
-            save_image_grid(image[None], folder / f"{i:05d}.png", nrow=1)
-        print(f"wrote {len(images)} images to {folder}/")
+        for image, name in zip(images, names, strict=True):
+            save_image_grid(image[None], name, nrow=1, replace=args.overwrite)
+        others = len(list(folder.iterdir())) - len(names)
+        print(f"wrote {len(images)} images, {names[0].name} to {names[-1].name}, into {folder}/"
+              + (f" ({others} other files there are as they were)" if others else ""))
     else:
-        save_image_grid(images, out, nrow=math.ceil(math.sqrt(len(images))))
-        print(f"wrote a grid of {len(images)} images to {out}")
+        save_image_grid(images, args.out, nrow=math.ceil(math.sqrt(len(images))),
+                        replace=args.overwrite)
+        print(f"wrote a grid of {len(images)} images to {args.out}")
     return 0
 
 

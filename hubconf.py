@@ -60,11 +60,13 @@ def generator(pretrained: bool = True, ema: bool = False, nz: int | None = None,
         nz: noise length of an untrained generator (default 100, the shipped one's).
         ngf: base width of an untrained generator (default 64, the shipped one's).
     """
-    sizes = {"nz": nz, "ngf": ngf}
     with this_repository():
         from models import Generator
         from utils.checkpoint import load_generator
+        from utils.cli import check, positive_int
 
+        sizes = {k: v if v is None else check(k, v, positive_int) for k, v in
+                 (("nz", nz), ("ngf", ngf))}
         if not pretrained:
             if ema:
                 raise ValueError("ema=True needs pretrained=True: an untrained generator has "

@@ -39,12 +39,13 @@ from utils.cli import (
     seed,
     unit_interval,
 )
+from utils.config import FIXED_AT_RESUME, open_run
 from utils.data_loader import load_mnist, make_loader
 from utils.device import fastest_memory_format, note_unused_gpu
 from utils.metrics import MIN_SAMPLES, evaluate_generator, make_reference
 from utils.random_state import seed_everything
 from utils.recorder import TrainingLog, quiet_tensorboard_thread
-from utils.run import FIXED_AT_RESUME, Run, open_run
+from utils.run import Run
 from utils.step import gan_step
 from utils.visualization import save_progress_gif
 from utils.visualize import (

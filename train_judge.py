@@ -1,6 +1,6 @@
 """Train the judge, the MNIST classifier whose features and labels score generated digits.
 
-    python train_judge.py --data_dir data
+    python train_judge.py --data_dir data --overwrite   # replaces the shipped judge
 
 Writes its weights to weights/judge.pth and its test accuracy, seed and settings to
 weights/judge.json. The shipped judge was made by exactly this command (see judge.json).
@@ -23,8 +23,9 @@ from models import Judge
 from utils.checkpoint import save_atomic
 from utils.cli import (
     OneLineErrorParser,
-    check_output_file,
+    check_output,
     in_repository,
+    positive_float,
     positive_int,
     printable_output,
     report,
@@ -77,30 +78,27 @@ def main(argv: list[str] | None = None) -> int:
                         help="epochs (default: %(default)s)")
     parser.add_argument("--batch_size", type=positive_int, default=128,
                         help="batch size (default: %(default)s)")
-    parser.add_argument("--lr", type=float, default=1e-3,
+    parser.add_argument("--lr", type=positive_float, default=1e-3,
                         help="Adam learning rate (default: %(default)s)")
     parser.add_argument("--seed", type=seed, default=0,
                         help="seed, in [0, 2**32) (default: %(default)s)")
     parser.add_argument("--out", default=in_repository("weights/judge.pth"),
-                        help="weights file; a .json with its accuracy goes beside it. An "
-                             "existing file (such as the shipped judge, with which every score "
-                             "of this repository was measured) is replaced only when --out "
-                             "names it (default: %(default)s)")
+                        help="weights file; a .json with its accuracy goes beside it. Existing "
+                             "files (such as the shipped judge, with which every score of this "
+                             "repository was measured) are replaced only with --overwrite "
+                             "(default: %(default)s)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="let --out and its .json replace existing files (default: off)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                         help="default: %(default)s")
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     try:
-        named = any(arg.startswith("--out") for arg in argv)
         if Path(args.out).suffix == ".json":
             raise ArgumentError(f"--out {args.out}: the judge's record goes beside its weights "
                                 "as a .json file; give a .pth name")
-        out = check_output_file(args.out, "--out", overwrite=named,
-                                how_to_replace=f"name it with --out {args.out} to replace it")
-        record = out.with_suffix(".json")  # goes beside it: it may replace only its own
-        if record.exists() and not (named and out.exists()):
-            raise ArgumentError(f"--out {out}: {record} exists, the record of another judge; "
-                                "choose another --out name")
+        out = check_output(args.out, "--out", args.overwrite)
+        check_output(out.with_suffix(".json"), "--out", args.overwrite)
         return train_and_save(args, out, shlex.join(["python", "train_judge.py", *argv]))
     except (Exception, KeyboardInterrupt) as error:
         return report("train_judge.py", error, "a smaller --batch_size may fit")
@@ -115,7 +113,7 @@ def train_and_save(args: argparse.Namespace, out: Path, command: str) -> int:
     judge = train_judge(train_images, train_labels, args.epochs, args.batch_size, args.lr,
                         args.seed, device)
     test_accuracy = accuracy(judge, test_images, test_labels)
-    save_atomic({k: v.cpu() for k, v in judge.state_dict().items()}, out)
+    save_atomic({k: v.cpu() for k, v in judge.state_dict().items()}, out, args.overwrite)
     record = {"test_accuracy": test_accuracy, "train_accuracy":
               accuracy(judge, train_images, train_labels), "seed": args.seed,
               "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
@@ -123,7 +121,7 @@ def train_and_save(args: argparse.Namespace, out: Path, command: str) -> int:
               "seconds": round(time.time() - started), "device": str(device),
               "torch_version": str(torch.__version__), "date": time.strftime("%Y-%m-%d"),
               "command": command}
-    with atomic_path(out.with_suffix(".json")) as tmp:
+    with atomic_path(out.with_suffix(".json"), replace=args.overwrite) as tmp:
         tmp.write_text(json.dumps(record, indent=2) + "\n")
     print(f"test accuracy {100 * test_accuracy:.2f}% on {len(test_images)} images; "
           f"saved {out} and {out.with_suffix('.json')}")

@@ -141,13 +141,15 @@ def assert_same_run(out: Path, reference: Path, stopped_at: int | None = None) -
     assert_same_checkpoint(checkpoint_file(out, N_STEPS), checkpoint_file(reference, N_STEPS))
 
 
-def resume_hint(checkpoint: Path, cwd: Path | None = None) -> str:
+def resume_hint(checkpoint: Path, out: Path, cwd: Path | None = None) -> str:
     """What a stopped run says: ``checkpoint`` is intact, and the command that continues it
-    (train.py as a path from ``cwd``, the run's working folder; default: this process's).
+    (train.py as a path from ``cwd``, the run's working folder; default: this process's),
+    with the results and log folders under ``out`` that the run was given.
     """
     script = os.path.relpath(REPO / "train.py", cwd or Path.cwd())
     return (f"the last checkpoint, {checkpoint}, is intact; to continue: "
-            f"python {script} --resume {checkpoint}")
+            f"python {script} --resume {checkpoint} --results_dir {out / 'results'} "
+            f"--log_dir {out / 'logs'}")
 
 
 def test_resume_from_a_mid_epoch_checkpoint_is_exact(reference: Path, tmp_path: Path) -> None:
@@ -185,8 +187,6 @@ def test_sigkill_at_random_moments_loses_nothing(
     finished = run_train(*flags)
     assert finished.returncode == 0, finished.stderr
     assert f"resuming run {RUN} from " in finished.stdout
-    for folder in ("weights", "results"):  # a kill's leftovers were cleaned at the start
-        assert not list((tmp_path / folder / RUN).glob(".*.tmp"))
     assert_same_run(tmp_path, reference)
 
 
@@ -208,7 +208,7 @@ def test_signal_finishes_the_batch_checkpoints_and_tells_how_to_resume(
     assert step >= 7 and steps == list(range(1, step + 1))
     checkpoint = checkpoint_file(tmp_path, step)
     message = stderr.strip().splitlines()[-1]
-    assert message == f"stopped after step {step}; {resume_hint(checkpoint, cwd=REPO)}"
+    assert message == f"stopped after step {step}; {resume_hint(checkpoint, tmp_path, cwd=REPO)}"
     assert checkpoint_steps(tmp_path)[-1] == step
     assert torch.load(checkpoint, weights_only=True)["step"] == step
     assert_every_file_complete(tmp_path)
@@ -235,9 +235,8 @@ def test_a_signal_during_set_up_stops_at_the_checkpoint_of_step_0(
     assert result.returncode == 130, result.stderr
     checkpoint = checkpoint_file(tmp_path, 0)
     assert result.stderr.strip().splitlines()[-1] == (
-        f"stopped after step 0; {resume_hint(checkpoint)}")
+        f"stopped after step 0; {resume_hint(checkpoint, tmp_path)}")
     assert checkpoint_steps(tmp_path) == [0]
-    assert pd.read_csv(tmp_path / "results" / RUN / "training_data.csv").empty
     assert_same_checkpoint(checkpoint, checkpoint_file(reference, 0))  # resumes as the run
 
 
@@ -265,7 +264,8 @@ def test_divergence_stops_with_the_step_and_saves_nothing_after_step_0(
     assert "Traceback" not in result.stderr
     message = result.stderr.strip().splitlines()[-1]
     assert message.startswith("train.py: error: training diverged at step 1 (epoch 1, batch 1)")
-    assert f"the last good checkpoint is {checkpoint_file(tmp_path, 0)};" in message
+    assert "a lower --lr may help; stopped at step 1" in message
+    assert resume_hint(checkpoint_file(tmp_path, 0), tmp_path) in message
     left = {path.name for path in (tmp_path / "weights" / RUN).iterdir()} - {LOCK_NAME}
     assert left == {"checkpoint_step_00000000.pth"}  # nothing of the diverged weights
     assert torch.load(checkpoint_file(tmp_path, 0), weights_only=True)["step"] == 0
@@ -300,6 +300,26 @@ def truncated_checkpoint(at: Where) -> str:
     data = checkpoint_file(at.run, 8).read_bytes()
     (at.tmp / "cut.pth").write_bytes(data[: len(data) // 2])
     return str(at.tmp / "cut.pth")
+
+
+def flipped_checkpoint(at: Where) -> str:
+    """The checkpoint of step 8 with one bit of its tensor data flipped."""
+    data = bytearray(checkpoint_file(at.run, 8).read_bytes())
+    data[len(data) // 2] ^= 1
+    (at.tmp / "flipped.pth").write_bytes(data)
+    return str(at.tmp / "flipped.pth")
+
+
+class Payload:
+    """A pickle whose loading would write a file: what a loader must never run."""
+
+    def __reduce__(self) -> tuple:
+        return (Path.write_text, (Path("ran.txt"), "loading ran code"))
+
+
+def pickled_module(at: Where) -> str:
+    torch.save({"net": torch.nn.Linear(2, 2), "payload": Payload()}, at.tmp / "module.pth")
+    return str(at.tmp / "module.pth")
 
 
 def random_bytes(at: Where) -> str:
@@ -342,14 +362,19 @@ def overwrite_header(raw: Path) -> None:
     path.write_bytes(b"GIF89a" + path.read_bytes()[6:])
 
 
+def folder_for_images(raw: Path) -> None:
+    (raw / "train-images-idx3-ubyte").unlink()
+    (raw / "train-images-idx3-ubyte").mkdir()
+
+
 def too_few_labels(raw: Path) -> None:
     write_idx(raw / "train-labels-idx1-ubyte", np.zeros(7, np.uint8))
 
 
 BAD_INPUTS = [  # (id, arguments, exit status, text the one-line message must hold)
-    ("batch_size 0", ["--batch_size", "0"], 2, "argument --batch_size: expected a positive"),
-    ("batch_size 1.5", ["--batch_size", "1.5"], 2, "argument --batch_size: expected a posit"),
-    ("n_epochs abc", ["--n_epochs", "abc"], 2, "argument --n_epochs: expected a positive"),
+    ("batch_size 0", ["--batch_size", "0"], 2, "argument --batch_size: expected an integer in [1, 2**31), got '0'"),
+    ("batch_size 1.5", ["--batch_size", "1.5"], 2, "argument --batch_size: expected an integer in [1"),
+    ("n_epochs abc", ["--n_epochs", "abc"], 2, "argument --n_epochs: expected an integer in [1, 2**31)"),
     ("n_epochs -3", ["--n_epochs", "-3"], 2, "argument --n_epochs"),
     ("lr -1", ["--lr", "-1"], 2, "argument --lr: expected a positive number, got '-1'"),
     ("lr 0", ["--lr", "0"], 2, "argument --lr"),
@@ -371,20 +396,26 @@ BAD_INPUTS = [  # (id, arguments, exit status, text the one-line message must ho
     ("seed -1", ["--seed", "-1"], 2, "argument --seed: expected an integer in [0, 2**32)"),
     ("seed 2**32", ["--seed", "4294967296"], 2, "argument --seed: expected an integer in [0,"),
     ("eval_samples 1", ["--eval_samples", "1"], 2,
-     "argument --eval_samples: expected an integer of at least 6"),
-    ("nz too large", ["--nz", "100000000000"], 1,
+     "argument --eval_samples: expected an integer in [6, 2**31)"),
+    ("nz 2**31", ["--nz", str(2**31)], 2, "argument --nz: expected an integer in [1, 2**31)"),
+    ("nz too large", ["--nz", "2000000000"], 1,
      "out of memory at step 0 on cpu; smaller --nz, --ngf, --ndf, --batch_size or "
      "--eval_samples may fit"),
     ("unknown flag", ["--epochs", "5"], 2, "unrecognized arguments: --epochs 5"),
     ("results_dir under a file", ["--results_dir", not_a_folder], 2,
-     "/file/sub: cannot create or write there"),
+     "/file/sub (Not a directory); give writable --weights_dir, --results_dir and --log_dir"),
     ("weights_dir under a file", ["--weights_dir", not_a_folder], 2, "--weights_dir"),
     ("resume missing file", ["--resume", "missing.pth"], 1, "missing.pth: no such file"),
-    ("resume truncated", ["--resume", truncated_checkpoint], 1, "is not a readable PyTorch"),
-    ("resume random bytes", ["--resume", random_bytes], 1, "is not a readable PyTorch file"),
-    ("resume text file", ["--resume", text_file], 1, "is not a readable PyTorch file"),
+    ("resume truncated", ["--resume", truncated_checkpoint], 1, "cut.pth is damaged (its zip"),
+    ("resume bit flipped", ["--resume", flipped_checkpoint], 1,
+     "flipped.pth is damaged (archive/data/"),
+    ("resume random bytes", ["--resume", random_bytes], 1, "noise.pth is damaged"),
+    ("resume text file", ["--resume", text_file], 1, "notes.pth is damaged"),
+    ("resume pickled module", ["--resume", pickled_module], 1,
+     "module.pth holds pickled Python objects (a whole module, as torch.save(net, f) writes), "
+     "not weights; loading it would run its code"),
     ("resume a folder without checkpoints", ["--resume", lambda at: str(at.tmp)], 1,
-     "holds no checkpoint_step_*.pth; pass a run's weights folder (<weights_dir>/<run>/)"),
+     "holds no checkpoint_step_*.pth; pass a run's weights folder or one of its checkpoints"),
     ("resume weights file", ["--resume", run_weights], 1,
      "holds weights (a state dict), not a training checkpoint"),
     ("resume foreign", ["--resume", foreign_checkpoint], 1,
@@ -399,7 +430,9 @@ BAD_INPUTS = [  # (id, arguments, exit status, text the one-line message must ho
     ("IDX wrong header", ["--data_dir", damaged_mnist(overwrite_header)], 1,
      "train-images-idx3-ubyte ("),
     ("IDX counts differ", ["--data_dir", damaged_mnist(too_few_labels)], 1,
-     "pixels but 7 labels"),
+     "train images of shape (28, 28) and 7 labels; MNIST has"),
+    ("IDX a folder", ["--data_dir", damaged_mnist(folder_for_images)], 1,
+     "train-images-idx3-ubyte is not a file (a folder, or a link to nothing)"),
 ]
 if not torch.cuda.is_available():
     BAD_INPUTS.append(("device cuda", ["--device", "cuda"], 2,
@@ -431,6 +464,7 @@ def test_bad_input_is_one_line(args: list, code: int, text: str, reference: Path
     assert lines[0].startswith("train.py: error: ")
     assert text in lines[0]
     assert not (tmp_path / "weights").exists() or not any((tmp_path / "weights").iterdir())
+    assert not (tmp_path / "ran.txt").exists() and "\x1b" not in result.stderr
 
 
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
@@ -467,8 +501,7 @@ def test_a_full_disk_is_one_line_and_keeps_complete_files(
     (message,) = [line for line in result.stderr.splitlines() if "error" in line]
     last = checkpoint_file(tmp_path, 4)
     assert message == (f"train.py: error: [Errno 28] cannot write {checkpoint_file(tmp_path, 8)}: "
-                       "No space left on device; stopped at step 8; every file written before "
-                       f"is complete; {resume_hint(last)}")
+                       f"No space left on device; stopped at step 8; {resume_hint(last, tmp_path)}")
     assert checkpoint_steps(tmp_path) == [0, 4]  # no partial checkpoint
     assert not list((tmp_path / "weights" / RUN).glob(".*.tmp"))  # nor its temporary file
     assert_every_file_complete(tmp_path)

@@ -27,9 +27,9 @@ class CheckpointError(UserError):
     """A checkpoint or weights file is missing, damaged, or of another model."""
 
 
-def save_atomic(obj: object, path: Path) -> None:
-    """``torch.save`` that never leaves a truncated file behind."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+def save_atomic(obj: object, path: Path, replace: bool = True) -> None:
+    """``torch.save`` that never leaves a truncated file behind (``replace``: ``atomic_path``)."""
+    with atomic_path(path, replace) as tmp, open(tmp, "wb") as f:
         try:
             torch.save(obj, f)
         except RuntimeError as error:

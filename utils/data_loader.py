@@ -55,8 +55,8 @@ def load_mnist(data_dir: str | Path = "data", train: bool = True) -> tuple[Tenso
             reason = [line for line in str(error).splitlines() if line.strip()] or ["?"]
             raise UserError(f"MNIST is not in {raw} and could not be downloaded "
                             f"({reason[-1].strip()}); put the files "
-                            f"{' and '.join(p.name for p in files)} (or their .gz files) there, or point "
-                            "--data_dir at the folder that holds MNIST/raw") from None
+                            f"{' and '.join(p.name for p in files)} (or their .gz files) there, or "
+                            "point --data_dir at the folder that holds MNIST/raw") from None
     images, labels = (read_idx(path, read) for path, read in files.items())
     if images.shape[1:] != (28, 28) or len(images) != len(labels):
         raise UserError(f"{raw} holds {len(images)} {prefix} images of shape "

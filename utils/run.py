@@ -3,7 +3,7 @@
 train.py holds the GAN and says when everything happens; a ``Run`` holds what is not the
 GAN's, and is the only writer of the run's position (``epochs_done``, ``batch``, ``step``):
 
-    run = open_run(flags, given, command)  # a new run, or the one --resume names
+    run = open_run(flags, given, command)  # utils/config.py: a new run, or --resume's
     with run:                               # its folders and lock; Ctrl-C becomes a request
         ...                                 # restore the checkpoint, or save step 0's
         for epoch in run.epochs():
@@ -40,120 +40,22 @@ from utils.checkpoint import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_GLOB,
     CheckpointError,
-    load_checkpoint,
-    newest_checkpoint,
     save_atomic,
 )
 from utils.cli import describe, in_repository
-from utils.device import amp_supported, is_out_of_memory, resolve_device
+from utils.device import is_out_of_memory
 from utils.errors import ArgumentError, UserError
 from utils.files import atomic_path
 from utils.interrupt import GracefulStop, say
-from utils.provenance import describe_code, describe_machine
 from utils.random_state import get_rng_states, set_rng_states
 
-# Flags that change what is computed: at --resume they must match the run's.
-FIXED_AT_RESUME = ("nz", "ngf", "ndf", "batch_size", "lr", "beta1", "seed", "limit_batches",
-                   "amp", "ema_decay")
-# Paths always come from the command line; the rest, left out, are the run's own.
-PATHS = ("data_dir", "results_dir", "weights_dir", "log_dir", "judge")
-NOT_INHERITED = ("resume", "device", "debug", "run_name", *PATHS)
+# The folders a run writes into come from the command line, at a resume too (utils/config.py).
+WRITTEN = ("results_dir", "weights_dir", "log_dir")
 LOCK_NAME = ".train.lock"
 
 
 class Stopped(BaseException):
     """A signal stopped the run after a checkpoint. ``Run`` ends the block quietly."""
-
-
-def open_run(flags: dict, given: set[str], command: str) -> "Run | None":
-    """The run this command trains, its configuration merged and checked; None if finished.
-
-    Args:
-        flags: every flag's value (defaults included).
-        given: the flags the command line gave explicitly.
-        command: the command line, for the run's record.
-
-    Raises:
-        ArgumentError, CheckpointError: one line that says what to change.
-    """
-    found = find_checkpoint(flags, given)
-    if found is None:
-        name = flags["run_name"] or time.strftime("%Y%m%d-%H%M%S")  # the start time
-        config = make_config({**flags, "run_name": name}, given)
-        record = {"command": command, "code": describe_code(),
-                  "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-                  "machine": describe_machine(torch.device(config.device))}
-        return Run(config, record, given)
-    path, checkpoint = found
-    if "run_name" in given and flags["run_name"] != path.parent.name:
-        raise ArgumentError(f"--run_name {flags['run_name']}: {path} is of run "
-                            f"{path.parent.name} (its folder's name); leave --run_name out")
-    config = make_config({**flags, "run_name": path.parent.name}, given, checkpoint["config"])
-    done = (checkpoint["epochs_done"], checkpoint["batch"])
-    if done > (config.n_epochs, 0):
-        where = f"in epoch {done[0] + 1}" if done[1] else f"after epoch {done[0]}"
-        raise ArgumentError(f"--n_epochs {config.n_epochs}: the checkpoint is {where}, past "
-                            "it; give a larger --n_epochs, or resume an earlier checkpoint")
-    if done == (config.n_epochs, 0) and (path.parent / "generator_final.pth").is_file():
-        print(f"run {config.run_name} has finished its {config.n_epochs} epochs; its weights "
-              f"are in {path.parent}/; give a larger --n_epochs to train it further")
-        return None
-    print(f"resuming run {config.run_name} from {path}: {done[0]} epochs and {done[1]} "
-          f"batches done (step {checkpoint['step']})")
-    record = {k: v for k, v in checkpoint["config"].items() if k not in flags}  # provenance
-    return Run(config, record, given, path, checkpoint)
-
-
-def find_checkpoint(flags: dict, given: set[str]) -> tuple[Path, dict] | None:
-    """The checkpoint that ``--resume`` names, and its contents; None for a new run.
-
-    ``auto`` takes the newest readable checkpoint of ``--run_name``'s run, or of the run
-    whose checkpoint was written last; with no such run a new run starts.
-
-    Raises:
-        CheckpointError: the checkpoint is unreadable.
-    """
-    resume, weights_dir = flags["resume"], Path(flags["weights_dir"])
-    if resume is None:
-        return None
-    if resume == "auto":
-        checkpoints = (weights_dir / flags["run_name"] if "run_name" in given
-                       else weights_dir / "*").glob(CHECKPOINT_GLOB)
-        newest = max(checkpoints, key=lambda path: path.stat().st_mtime, default=None)
-        if newest is None:
-            print(f"--resume auto: no run with a checkpoint in {weights_dir}/ to continue "
-                  "(with --run_name: of that name), starting a new run")
-            return None
-        resume = newest.parent
-    if Path(resume).is_dir():
-        return newest_checkpoint(resume)
-    return Path(resume), load_checkpoint(resume)
-
-
-def make_config(flags: dict, given: set[str], resumed: dict | None = None) -> object:
-    """Merge the command line's ``flags`` with a resumed run's configuration, then check them.
-
-    Flags not ``given`` are taken from ``resumed`` (the checkpoint's ``config``), except
-    those of ``NOT_INHERITED``. Returns a frozen dataclass with one field per flag.
-
-    Raises:
-        ArgumentError: a flag of ``FIXED_AT_RESUME`` differs from the resumed run's, the
-            device is not available, or ``--amp`` is not supported on it.
-    """
-    values = dict(flags)
-    for key, value in (resumed or {}).items():
-        if key not in values or key in NOT_INHERITED:
-            continue
-        if key in given and key in FIXED_AT_RESUME and values[key] != value:
-            raise ArgumentError(f"--{key} {values[key]} differs from the resumed run's "
-                                f"{value}; leave --{key} out to resume, or start a new run")
-        if key not in given:
-            values[key] = value
-    values["device"] = str(resolve_device(values["device"]))
-    if values["amp"] and not amp_supported(torch.device(values["device"])):
-        raise ArgumentError(f"--amp: this {values['device']} has no native bfloat16; train "
-                            "without --amp (a run trained with it: resume it where it has)")
-    return dataclasses.make_dataclass("TrainConfig", list(values), frozen=True)(**values)
 
 
 class Run:
@@ -197,6 +99,7 @@ class Run:
         self.stop.__enter__()
         try:
             self.claim() if self.checkpoint is None else self.take_lock()
+            self.config = dataclasses.replace(self.config, run_name=self.name)
             self.results, self.logs = (Path(root) / self.name for root in (
                 self.config.results_dir, self.config.log_dir))
             self.write_config()
@@ -226,18 +129,18 @@ class Run:
                     made.append(folder)
                 self.take_lock()
                 return
-            except FileExistsError as error:
+            except OSError as error:
                 for folder in made:
                     folder.rmdir()
+                if not isinstance(error, FileExistsError):
+                    raise ArgumentError(f"cannot make {error.filename} ({error.strerror}); give "
+                                        "writable --weights_dir, --results_dir and --log_dir"
+                                        ) from None
                 if "run_name" in self.given:
                     hint = (f"continue that run with --resume {self.weights}, or " if any(
                         self.weights.glob(CHECKPOINT_GLOB)) else "")
                     raise ArgumentError(f"--run_name {self.name}: {error.filename} exists; "
                                         f"{hint}choose another --run_name") from None
-            except OSError as error:
-                raise ArgumentError(f"cannot make {error.filename} ({error.strerror}); "
-                                    "give writable --weights_dir, --results_dir and --log_dir") \
-                    from None
         raise ArgumentError(f"--run_name {base.name}: every suffix up to -999 is taken")
 
     def take_lock(self) -> None:
@@ -274,6 +177,8 @@ class Run:
             if is_out_of_memory(error):
                 cause = (f"out of memory at step {self.step} on {self.config.device}; smaller "
                          "--nz, --ngf, --ndf, --batch_size or --eval_samples may fit")
+            elif isinstance(error, UserError) and self.last_checkpoint is None:
+                return False  # it says what to do; there is nothing to continue
             else:
                 cause = str(error) if isinstance(error, UserError) else describe(error)
             raise UserError(f"{cause}; stopped at step {self.step}; {self.resume_hint()}"
@@ -284,8 +189,8 @@ class Run:
         """The command that continues the run, with the path flags this one was given."""
         if self.last_checkpoint is None:
             return "no checkpoint was written"
-        flags = [f"--{k} {shlex.quote(str(getattr(self.config, k)))}" for k in PATHS[:-1]
-                 if k in self.given and k != "weights_dir"]
+        flags = [f"--{k} {shlex.quote(str(getattr(self.config, k)))}" for k in (
+            "results_dir", "log_dir") if k in self.given]
         return (f"the last checkpoint, {self.last_checkpoint}, is intact; to continue: "
                 f"python {in_repository('train.py')} --resume {self.last_checkpoint}"
                 + "".join(f" {flag}" for flag in flags))

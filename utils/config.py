@@ -1,0 +1,116 @@
+"""Which run a train.py command trains, and its configuration: the flags, merged and checked.
+
+A new run takes the command line's flags. ``--resume`` continues a run from a checkpoint:
+flags left out are the run's own, except the folders it writes into, which always come
+from the command line (``WRITTEN``): no path stored in a checkpoint decides where a run
+writes.
+"""
+
+import dataclasses
+import time
+from pathlib import Path
+
+import torch
+
+from utils.checkpoint import CHECKPOINT_GLOB, load_checkpoint, newest_checkpoint
+from utils.device import amp_supported, resolve_device
+from utils.errors import ArgumentError
+from utils.provenance import describe_code, describe_machine
+from utils.run import WRITTEN, Run
+
+# Flags that change what is computed: at --resume they must match the run's.
+FIXED_AT_RESUME = ("nz", "ngf", "ndf", "batch_size", "lr", "beta1", "seed", "limit_batches",
+                   "amp", "ema_decay")
+NOT_INHERITED = ("resume", "device", "debug", "run_name", *WRITTEN)
+
+def open_run(flags: dict, given: set[str], command: str) -> "Run | None":
+    """The run this command trains, its configuration merged and checked; None if finished.
+
+    Args:
+        flags: every flag's value (defaults included).
+        given: the flags the command line gave explicitly.
+        command: the command line, for the run's record.
+
+    Raises:
+        ArgumentError, CheckpointError: one line that says what to change.
+    """
+    found = find_checkpoint(flags, given)
+    if found is None:
+        name = flags["run_name"] or time.strftime("%Y%m%d-%H%M%S")  # the start time
+        config = make_config({**flags, "run_name": name}, given)
+        record = {"command": command, "code": describe_code(),
+                  "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                  "machine": describe_machine(torch.device(config.device))}
+        return Run(config, record, given)
+    path, checkpoint = found
+    if "run_name" in given and flags["run_name"] != path.parent.name:
+        raise ArgumentError(f"--run_name {flags['run_name']}: {path} is of run "
+                            f"{path.parent.name} (its folder's name); leave --run_name out")
+    config = make_config({**flags, "run_name": path.parent.name}, given, checkpoint["config"])
+    done = (checkpoint["epochs_done"], checkpoint["batch"])
+    if done > (config.n_epochs, 0):
+        where = f"in epoch {done[0] + 1}" if done[1] else f"after epoch {done[0]}"
+        raise ArgumentError(f"--n_epochs {config.n_epochs}: the checkpoint is {where}, past "
+                            "it; give a larger --n_epochs, or resume an earlier checkpoint")
+    if done == (config.n_epochs, 0) and (path.parent / "generator_final.pth").is_file():
+        print(f"run {config.run_name} has finished its {config.n_epochs} epochs; its weights "
+              f"are in {path.parent}/; give a larger --n_epochs to train it further")
+        return None
+    print(f"resuming run {config.run_name} from {path}: {done[0]} epochs and {done[1]} "
+          f"batches done (step {checkpoint['step']})")
+    record = {k: v for k, v in checkpoint["config"].items() if k not in flags}  # provenance
+    return Run(config, record, given, path, checkpoint)
+
+
+def find_checkpoint(flags: dict, given: set[str]) -> tuple[Path, dict] | None:
+    """The checkpoint that ``--resume`` names, and its contents; None for a new run.
+
+    ``auto`` takes the newest readable checkpoint of ``--run_name``'s run, or of the run
+    whose checkpoint was written last; with no such run a new run starts.
+
+    Raises:
+        CheckpointError: the checkpoint is unreadable.
+    """
+    resume, weights_dir = flags["resume"], Path(flags["weights_dir"])
+    if resume is None:
+        return None
+    if resume == "auto":
+        run = flags["run_name"] if "run_name" in given else "*"
+        checkpoints = weights_dir.glob(f"{run}/{CHECKPOINT_GLOB}")
+        newest = max(checkpoints, key=lambda path: path.stat().st_mtime, default=None)
+        if newest is None:
+            print(f"--resume auto: no run with a checkpoint in {weights_dir}/ to continue "
+                  "(with --run_name: of that name), starting a new run")
+            return None
+        resume = newest.parent
+    if Path(resume).is_dir():
+        return newest_checkpoint(resume)
+    return Path(resume), load_checkpoint(resume)
+
+
+def make_config(flags: dict, given: set[str], resumed: dict | None = None) -> object:
+    """Merge the command line's ``flags`` with a resumed run's configuration, then check them.
+
+    Flags not ``given`` are taken from ``resumed`` (the checkpoint's ``config``), except
+    those of ``NOT_INHERITED``. Returns a frozen dataclass with one field per flag.
+
+    Raises:
+        ArgumentError: a flag of ``FIXED_AT_RESUME`` differs from the resumed run's, the
+            device is not available, or ``--amp`` is not supported on it.
+    """
+    values = dict(flags)
+    for key, value in (resumed or {}).items():
+        if key not in values or key in NOT_INHERITED:
+            continue
+        if key in given and key in FIXED_AT_RESUME and values[key] != value:
+            raise ArgumentError(f"--{key} {values[key]} differs from the resumed run's "
+                                f"{value}; leave --{key} out to resume, or start a new run")
+        if key not in given:
+            values[key] = value
+    values["device"] = str(resolve_device(values["device"]))
+    if values["amp"] and not amp_supported(torch.device(values["device"])):
+        raise ArgumentError(f"--amp: this {values['device']} has no native bfloat16; train "
+                            "without --amp (a run trained with it: resume it where it has)")
+    return dataclasses.make_dataclass("TrainConfig", list(values), frozen=True)(**values)
+
+
