@@ -1,5 +1,8 @@
 # Windows PowerShell: make venv\ if missing, install the requirements, then train.
 # All arguments go to train.py, e.g.  .\run_train.ps1 --n_epochs 50
+# PowerShell runs no script until allowed ("running scripts is disabled on this system"):
+# run  Set-ExecutionPolicy -ExecutionPolicy RemoteSigned -Scope CurrentUser  once, as Python's
+# venv documentation says, or use run_train.bat from CMD instead.
 $ErrorActionPreference = "Stop"
 Set-Location $PSScriptRoot
 if (-not (Test-Path "venv\Scripts\python.exe")) {

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO, RUN
 
 CHECK = """
@@ -63,3 +65,18 @@ def test_torch_hub_loads_the_generator_and_its_average(short_run: Path, tmp_path
     check(clone, "generator_final.pth", "generator_ema.pth", caller=tmp_path / "caller")
     (clone / "weights" / "generator_ema.pth").unlink()  # a clone without the average
     check(clone, "generator_final.pth", caller=tmp_path / "caller")
+
+
+@pytest.mark.parametrize(("sizes", "message"), [
+    ({"ngf": 0}, "ngf: expected an integer in [1, 2**31), got '0'"),
+    ({"ngf": -1}, "ngf: expected an integer in [1, 2**31), got '-1'"),
+    ({"nz": 2.5}, "nz: expected an integer in [1, 2**31), got '2.5'"),
+    ({"nz": "100"}, "nz: expected a number, got '100'"),
+])
+def test_torch_hub_checks_the_sizes_like_the_flags(sizes: dict, message: str) -> None:
+    import hubconf
+
+    with pytest.raises(ValueError) as caught:
+        hubconf.generator(pretrained=False, **sizes)
+    assert str(caught.value) == message
+    assert hubconf.generator(pretrained=False, nz=8, ngf=4).nz == 8

@@ -1,4 +1,4 @@
-"""The two networks against SPEC.md sections 3 and 4, layer by layer."""
+"""The two networks against the DCGAN paper (sections 3 and 4), layer by layer."""
 
 import pytest
 import torch
@@ -6,7 +6,7 @@ from torch import nn
 
 from models import Discriminator, Generator, Judge, init_dcgan_weights
 
-# (type, in, out, kernel, stride, padding, then: BatchNorm?, activation) per SPEC.md
+# (type, in, out, kernel, stride, padding, then: BatchNorm?, activation) docs/training.md
 GENERATOR_SPEC = [
     (nn.ConvTranspose2d, 100, 512, 4, 1, 0, True, nn.ReLU),
     (nn.ConvTranspose2d, 512, 256, 4, 2, 1, True, nn.ReLU),

@@ -3,16 +3,25 @@
 import contextlib
 import copy
 import math
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 from torch.optim import Adam
 
-from models import Discriminator, Generator
+from models import Discriminator, Generator, Judge
+from utils.averaging import GeneratorAverage
 from utils.device import resolve_device
 from utils.errors import ArgumentError
+from utils.metrics import generate_images
 from utils.step import FAKE, STAT_NAMES, bce, gan_step
+from utils.visualize import (
+    digit_endpoints,
+    generate_fixed_noise_grid,
+    sample_digit,
+    save_interpolation_grid,
+)
 
 
 def make_gan(seed: int = 0) -> tuple:
@@ -187,3 +196,40 @@ def test_discriminator_gradients_come_back_after_a_failed_generator_step() -> No
                  autocast=autocast_failing_in_g_update)
     assert len(calls) == 3
     assert all(p.requires_grad for p in netD.parameters())
+
+
+# --- the device of every tensor, without a GPU: networks on PyTorch's meta device ---
+# A tensor made on the CPU and mixed with a meta one raises, as a CPU tensor mixed with a GPU
+# one does on a GPU; a path that keeps to the network's device runs until it copies its
+# result out (which a meta tensor, having no data, cannot).
+META = torch.device("meta")
+COPIED_OUT = "Cannot copy out of meta tensor"
+
+
+def test_the_step_and_the_average_make_their_tensors_on_the_networks_device() -> None:
+    netG, netD = Generator(16, 8).to(META), Discriminator(8).to(META)
+    with pytest.raises(RuntimeError, match="meta"):  # what a CPU tensor in the step would do
+        netG(torch.randn(2, 16, 1, 1))
+    stats = gan_step(netG, netD, Adam(netG.parameters()), Adam(netD.parameters()),
+                     torch.empty(4, 1, 28, 28, device=META), 16)
+    assert stats.device == META and stats.shape == (len(STAT_NAMES),)
+    average = GeneratorAverage(netG, 0.999, seed=0)
+    average.update(netG)
+    assert average.updates == 1 and next(average.model.parameters()).device == META
+
+
+@pytest.mark.parametrize("sample", ["grid", "interpolation", "digit endpoints", "one digit",
+                                    "evaluation"])
+def test_sampling_feeds_each_network_on_its_own_device(sample: str, tmp_path: Path) -> None:
+    netG, judge = Generator(16, 8).to(META).eval(), Judge().to(META).eval()
+    calls = {
+        "grid": lambda: generate_fixed_noise_grid(netG, torch.randn(4, 16, 1, 1),
+                                                  tmp_path / "grid.png"),
+        "interpolation": lambda: save_interpolation_grid(
+            netG, torch.randn(2, 3, 16, 1, 1), tmp_path / "path.png", n_steps=4),
+        "digit endpoints": lambda: digit_endpoints(netG, judge, seed=0),
+        "one digit": lambda: sample_digit(netG, judge, 7, 2, 16, torch.Generator()),
+        "evaluation": lambda: generate_images(netG, 8, seed=0, nz=16),
+    }
+    with pytest.raises(NotImplementedError, match=COPIED_OUT):  # not a device mismatch
+        calls[sample]()

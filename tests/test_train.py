@@ -20,9 +20,9 @@ import train
 from tests.conftest import REPO, RUN, run_train, short_run_flags
 from utils.averaging import BN_BATCH_SIZE, BN_SAMPLES
 from utils.checkpoint import load_generator
+from utils.config import make_config
 from utils.errors import ArgumentError
 from utils.recorder import COLUMNS, EVALUATION_COLUMNS, TENSORBOARD_TAGS
-from utils.run import make_config
 
 N_STEPS = 6  # SHORT_RUN: 2 epochs x 3 batches
 
@@ -35,7 +35,6 @@ def test_every_promised_file_is_written(short_run: Path) -> None:
         "interpolation_epoch_1.png",
         "interpolation_epoch_2.png", "sample_step_2.png", "sample_step_4.png",
         "sample_step_6.png", "evaluation_history.csv", "training_progress.gif",
-        ".train.lock",  # the run's lock here too: a resumed copy of a checkpoint meets it
     }
     expected_weights = {
         "checkpoint_step_00000000.pth",  # the start: a run is resumable from its first moment
@@ -124,10 +123,10 @@ def test_the_average_is_saved_like_the_generator(short_run: Path) -> None:
     averaged = torch.load(weights / "generator_ema.pth", weights_only=True)
     final = torch.load(weights / "generator_final.pth", weights_only=True)
     assert {k: v.shape for k, v in averaged.items()} == {k: v.shape for k, v in final.items()}
-    assert checkpoint["generator_average"]["updates"] == N_STEPS
+    assert checkpoint["average"]["updates"] == N_STEPS
     for key, value in averaged.items():
         if key.endswith(".weight"):  # the averaged weights, which differ from the generator's
-            assert torch.equal(value, checkpoint["generator_average"]["generator"][key])
+            assert torch.equal(value, checkpoint["average"]["generator"][key])
             assert not torch.equal(value, final[key])
         elif key.endswith("num_batches_tracked"):  # estimated on BN_SAMPLES noise vectors
             assert value.item() == BN_SAMPLES // BN_BATCH_SIZE
@@ -255,18 +254,22 @@ def test_the_configuration_is_frozen_and_has_one_field_per_flag(tmp_path: Path) 
 
 
 def test_a_resumed_amp_is_checked_on_the_new_machine(monkeypatch: pytest.MonkeyPatch) -> None:
-    import utils.run
+    import utils.config
 
     flags = vars(train.build_parser().parse_args(["--device", "cpu", "--resume", "auto",
                                                   "--run_name", "r"]))
-    monkeypatch.setattr(utils.run, "amp_supported", lambda device: False)
-    with pytest.raises(ArgumentError, match="--amp: the resumed run uses --amp, and this cpu "
-                                            "has no native bfloat16"):
+    monkeypatch.setattr(utils.config, "amp_supported", lambda device: False)
+    with pytest.raises(ArgumentError, match="--amp: this cpu has no native bfloat16"):
         make_config(flags, given={"resume"}, resumed={**flags, "amp": True})
     with pytest.raises(ArgumentError, match="--lr 0.1 differs from the resumed run's 0.0002"):
         make_config({**flags, "lr": 0.1}, given={"resume", "lr"}, resumed=flags)
     with pytest.raises(ArgumentError, match="--ema_decay 0.99 differs from the resumed run's "
                                             "0.999; leave --ema_decay out to resume"):
         make_config({**flags, "ema_decay": 0.99}, given={"resume", "ema_decay"}, resumed=flags)
-    config = make_config(flags, given={"resume"}, resumed={**flags, "n_epochs": 7})
-    assert config.n_epochs == 7 and config.device == "cpu"  # inherited; not inherited
+    shared = {**flags, "n_epochs": 7, "results_dir": "/elsewhere", "log_dir": "/elsewhere",
+              "weights_dir": "/elsewhere", "data_dir": "mnist", "device": "cuda"}
+    config = make_config(flags, given={"resume"}, resumed=shared)
+    assert (config.n_epochs, config.data_dir) == (7, "mnist")  # inherited
+    # never inherited: where the run writes (a shared checkpoint decides nothing there)
+    assert (config.results_dir, config.log_dir, config.weights_dir, config.device) == (
+        "results", "logs", "weights", "cpu")

@@ -87,7 +87,7 @@ def check(name: str, value: object, kind: Callable) -> object:
     Raises:
         ValueError: naming ``name``.
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name}: expected a number, got {value!r}")
     try:
         return kind(str(value))
