@@ -78,14 +78,6 @@ def test_a_collapsed_generator_is_flagged(judge: torch.nn.Module) -> None:
     assert varied["fid"] < collapsed["fid"]
 
 
-def test_scores_are_reproducible(judge: torch.nn.Module) -> None:
-    test_images, test_labels = digits(300, seed=2)
-    reference = make_reference(judge, test_images, test_labels, digits(300, seed=3)[0])
-    images = digits(300, seed=4)[0]
-    assert score_images(images, judge, reference, seed=7) == score_images(
-        images, judge, reference, seed=7)
-
-
 def test_evaluate_writes_the_table_and_json(short_run: Path, tiny_judge: Path,
                                             mnist_root: Path, tmp_path: Path) -> None:
     args = ["--weights", str(short_run / "weights" / RUN / "generator_final.pth"), "--judge",
@@ -100,7 +92,6 @@ def test_evaluate_writes_the_table_and_json(short_run: Path, tiny_judge: Path,
         assert {"fid", "kid", "inception_score", "precision", "recall", "density", "coverage",
                 "digit_kl", "digit_shares"} <= set(scores)
         assert len(scores["digit_shares"]) == 10
-    assert report["real_data"]["fid"] < report["model"]["fid"]  # 6 steps of training
     second = run_script("evaluate.py", *args, "--out", str(tmp_path / "b.json"))
     assert second.returncode == 0
     assert json.loads((tmp_path / "b.json").read_text())["model"] == report["model"]

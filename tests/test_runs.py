@@ -687,3 +687,39 @@ def test_train_judge_replaces_no_judge_or_record_unless_told(mnist_root: Path,
         "--overwrite to replace it")
     record = run_script("train_judge.py", "--out", str(tmp_path / "config.json"))
     assert record.returncode == 2 and "give a .pth name" in last_line(record)
+
+
+def test_inputs_are_checked_before_the_long_work_and_failures_name_their_file(
+    short_run: Path, tiny_judge: Path, mnist_root: Path, tmp_path: Path
+) -> None:
+    judge = tmp_path / "judge.pth"
+    shutil.copy(tiny_judge, judge)
+    judge.with_suffix(".json").write_text("{not json")
+    weights = str(short_run / "weights" / RUN / "generator_final.pth")
+    result = run_script("evaluate.py", "--weights", weights, "--judge", str(judge),
+                        "--data_dir", str(mnist_root), "--n", "20", "--device", "cpu",
+                        "--out", str(tmp_path / "scores.json"))
+    assert result.returncode == 1 and result.stdout == ""  # before scoring anything
+    assert last_line(result) == (f"evaluate.py: error: {judge.with_suffix('.json')}, the "
+                                 "judge's record, is not a JSON object; delete it, or make the "
+                                 "judge again with train_judge.py")
+    # a checkpoint whose networks are not the run's: named, and no command that fails again
+    checkpoint = tmp_path / "weights" / RUN / "checkpoint_step_00000003.pth"
+    checkpoint.parent.mkdir(parents=True)
+    saved = torch.load(short_run / "weights" / RUN / checkpoint.name, weights_only=True)
+    saved["generator"] = {k: v[:1] if v.dim() else v for k, v in saved["generator"].items()}
+    torch.save(saved, checkpoint)
+    resumed = run_train(*resume_flags(mnist_root, tiny_judge, tmp_path), "--resume",
+                        str(checkpoint))
+    assert resumed.returncode == 1
+    assert last_line(resumed).startswith(f"train.py: error: {checkpoint} does not fit this "
+                                         "run's networks (RuntimeError: Error(s) in loading")
+    assert "--resume" not in last_line(resumed)
+
+
+def test_an_output_that_cannot_be_printed_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    from utils.cli import report
+
+    assert report("train.py", OSError(errno.ENOSPC, "No space left on device"), "") == 1
+    assert capsys.readouterr().err == ("train.py: error: [Errno 28] No space left on device "
+                                       "(printing to stdout or stderr)\n")

@@ -114,9 +114,14 @@ def report(script: str, error: BaseException, out_of_memory_hint: str) -> int:
 
 
 def describe(error: BaseException) -> str:
-    """One line for an error: an ``OSError``'s own (it names the file), else type and text."""
+    """One line for an error: an ``OSError``'s own, else its type and text.
+
+    This program's own file writes name their file; an ``OSError`` that names none is one
+    of printing (a full disk or a closed pipe behind stdout or stderr), and says so.
+    """
     if isinstance(error, OSError):
-        return str(error)
+        named = error.filename or "cannot write" in str(error)
+        return str(error) if named else f"{error} (printing to stdout or stderr)"
     return f"{type(error).__name__}: {(str(error).strip() or '?').splitlines()[0][:200]}"
 
 

@@ -1,16 +1,8 @@
-"""A training run's books: its folders, lock, configuration, position, checkpoints, signals.
+"""A training run's books: its folders, lock, position, checkpoints and signals.
 
 train.py holds the GAN and says when everything happens; a ``Run`` holds what is not the
-GAN's, and is the only writer of the run's position (``epochs_done``, ``batch``, ``step``):
-
-    run = open_run(flags, given, command)  # utils/config.py: a new run, or --resume's
-    with run:                               # its folders and lock; Ctrl-C becomes a request
-        ...                                 # restore the checkpoint, or save step 0's
-        for epoch in run.epochs():
-            for real in run.batches(loader):  # an unbroken run's batches, also on resume
-                ...
-                if run.checkpoint_due():
-                    run.save(state)           # the GAN's state, with the run's position
+GAN's, and is the only writer of the run's position (``epochs_done``, ``batch``, ``step``).
+``utils/config.py: open_run`` makes it: a new run, or the one ``--resume`` names.
 
 Where a run writes is one rule: its weights go into ``<weights_dir>/<run>/``, or at a
 resume into the checkpoint's folder, whose name is then the run's; its images and logs go
