@@ -723,3 +723,22 @@ def test_an_output_that_cannot_be_printed_is_named(capsys: pytest.CaptureFixture
     assert report("train.py", OSError(errno.ENOSPC, "No space left on device"), "") == 1
     assert capsys.readouterr().err == ("train.py: error: [Errno 28] No space left on device "
                                        "(printing to stdout or stderr)\n")
+
+
+def test_a_tensorboard_folder_full_at_the_start_says_the_step_and_how_to_continue(
+    mnist_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import utils.recorder
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(utils.recorder, "SummaryWriter", full)
+    result = run_train(*quick_flags(mnist_root, tmp_path), "--run_name", RUN)
+    checkpoint = tmp_path / "weights" / RUN / STEP_0
+    assert result.returncode == 1
+    assert last_line(result) == (
+        f"train.py: error: [Errno 28] cannot write TensorBoard events in {tmp_path / 'logs' / RUN}"
+        f" (SummaryWriter): No space left on device; stopped at step 0; the last checkpoint, "
+        f"{checkpoint}, is intact; to continue: python train.py --resume {checkpoint} "
+        f"--results_dir {tmp_path / 'results'} --log_dir {tmp_path / 'logs'}")

@@ -62,8 +62,10 @@ def test_the_command_line_run_says_where_its_files_are(short_run: Path) -> None:
     assert printed[0] == "device: cpu"
     assert printed[1] == (f"run {RUN}: 200 images, 3 batches an epoch; TensorBoard: "
                           f"tensorboard --logdir={short_run / 'logs'}")
-    assert printed[-1].endswith(f"draw digits with: python generate.py --weights "
-                                f"{weights / 'generator_final.pth'}")
+    assert printed[-1].endswith(
+        f": weights in {weights}/, images in {short_run / 'results' / RUN}/, TensorBoard logs "
+        f"in {short_run / 'logs' / RUN}/; draw digits with: python generate.py --weights "
+        f"{weights / 'generator_final.pth'}")
 
 
 def test_csv_and_json_hold_one_record_per_batch(short_run: Path) -> None:
