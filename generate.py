@@ -31,8 +31,7 @@ from utils.cli import (
 )
 from utils.device import resolve_device
 from utils.errors import ArgumentError
-from utils.visualization import image_format, save_image_grid
-from utils.visualize import sample_digit
+from utils.visualize import image_format, sample_digit, save_image_grid
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,13 +47,13 @@ from utils.random_state import seed_everything
 from utils.recorder import TrainingLog, quiet_tensorboard_thread
 from utils.run import Run
 from utils.step import gan_step
-from utils.visualization import save_progress_gif
 from utils.visualize import (
     INTERPOLATION_ROWS,
     digit_endpoints,
     evaluating,
     generate_fixed_noise_grid,
     save_interpolation_grid,
+    save_progress_gif,
 )
 
 INTERPOLATION_STEPS = 10  # images a row of the interpolation grids

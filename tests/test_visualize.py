@@ -7,8 +7,12 @@ import torch
 from PIL import Image
 
 from models import Generator
-from utils.visualization import save_progress_gif
-from utils.visualize import generate_fixed_noise_grid, save_interpolation_grid, slerp
+from utils.visualize import (
+    generate_fixed_noise_grid,
+    save_interpolation_grid,
+    save_progress_gif,
+    slerp,
+)
 
 
 def test_fixed_noise_grid_is_8x8_tiles(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ FIXED_AT_RESUME = ("nz", "ngf", "ndf", "batch_size", "lr", "beta1", "seed", "lim
                    "amp", "ema_decay")
 NOT_INHERITED = ("resume", "device", "debug", "run_name", *WRITTEN)
 
+
 def open_run(flags: dict, given: set[str], command: str) -> "Run | None":
     """The run this command trains, its configuration merged and checked; None if finished.
 

@@ -17,7 +17,7 @@ from torch.utils.tensorboard import SummaryWriter
 from utils.errors import UserError
 from utils.files import append_line, atomic_path, open_for_append
 from utils.step import STAT_NAMES
-from utils.visualization import image_grid, plot_training_curves
+from utils.visualize import image_grid, plot_training_curves
 
 COLUMNS = ("epoch", "batch", "step", *STAT_NAMES)
 EVALUATION_COLUMNS = ("epoch", "step", "generator", "fid", "kid", "inception_score",
