@@ -742,3 +742,18 @@ def test_a_tensorboard_folder_full_at_the_start_says_the_step_and_how_to_continu
         f" (SummaryWriter): No space left on device; stopped at step 0; the last checkpoint, "
         f"{checkpoint}, is intact; to continue: python train.py --resume {checkpoint} "
         f"--results_dir {tmp_path / 'results'} --log_dir {tmp_path / 'logs'}")
+
+
+def test_a_checkpoint_at_the_top_of_a_weights_folder_is_refused(short_run: Path,
+                                                                 tmp_path: Path) -> None:
+    top = tmp_path / "weights" / "checkpoint_step_00000006.pth"  # beside shipped files, say
+    top.parent.mkdir()
+    shutil.copy(short_run / "weights" / RUN / top.name, top)
+    before = snapshot(tmp_path)
+    result = run_train("--resume", str(top), "--n_epochs", "3", cwd=tmp_path)
+    assert result.returncode == 2
+    assert last_line(result) == (
+        f"train.py: error: --resume {top}: a run resumes in its own folder, and this is the top "
+        "of a weights folder, where the repository ships its model; move the checkpoint into a "
+        "folder of its own, named as the run")
+    assert snapshot(tmp_path) == before

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from utils.checkpoint import CHECKPOINT_GLOB, load_checkpoint, newest_checkpoint
+from utils.cli import in_repository
 from utils.device import amp_supported, resolve_device
 from utils.errors import ArgumentError
 from utils.provenance import describe_code, describe_machine
@@ -44,6 +45,11 @@ def open_run(flags: dict, given: set[str], command: str) -> "Run | None":
                   "machine": describe_machine(torch.device(config.device))}
         return Run(config, record, given)
     path, checkpoint = found
+    roots = {Path(flags["weights_dir"]).resolve(), Path(in_repository("weights")).resolve()}
+    if path.parent.resolve() in roots:  # a resumed run writes its weights where it is
+        raise ArgumentError(f"--resume {path}: a run resumes in its own folder, and this is the "
+                            "top of a weights folder, where the repository ships its model; "
+                            "move the checkpoint into a folder of its own, named as the run")
     if "run_name" in given and flags["run_name"] != path.parent.name:
         raise ArgumentError(f"--run_name {flags['run_name']}: {path} is of run "
                             f"{path.parent.name} (its folder's name); leave --run_name out")
