@@ -30,7 +30,7 @@ from utils.cli import (
     seed,
 )
 from utils.device import resolve_device
-from utils.errors import ArgumentError
+from utils.errors import ArgumentError, already_exists
 from utils.visualize import image_format, sample_digit, save_image_grid
 
 
@@ -76,9 +76,10 @@ def generate(args: argparse.Namespace) -> int:
     """Draw ``args.n`` digits as the flags say and save them."""
     if args.out_dir:
         folder = check_folder(args.out_dir, "--out_dir")
-        names = [folder / f"{i:05d}.png" for i in range(args.n)]
-        for name in names:
-            check_output(name, "--out_dir", args.overwrite)
+        taken = [p for p in folder.glob("*.png") if p.stem.isdigit() and int(p.stem) < args.n
+                 and p.stem == f"{int(p.stem):05d}"]  # of the names 00000.png, 00001.png, ...
+        if taken and not args.overwrite:
+            raise already_exists("--out_dir", min(taken))
     elif check_output(args.out, "--out", args.overwrite) and image_format(args.out) is None:
         raise ArgumentError(f"--out {args.out}: no image format of that suffix; give a name "
                             "ending in .png (or .jpg, .bmp, ...)")
@@ -94,10 +95,10 @@ def generate(args: argparse.Namespace) -> int:
     with torch.no_grad():
         images = torch.cat([netG(z.to(device)).cpu() for z in noise.split(1000)])
     if args.out_dir:
-        for image, name in zip(images, names, strict=True):
-            save_image_grid(image[None], name, nrow=1, replace=args.overwrite)
-        others = len(list(folder.iterdir())) - len(names)
-        print(f"wrote {len(images)} images, {names[0].name} to {names[-1].name}, into {folder}/"
+        for i, image in enumerate(images):
+            save_image_grid(image[None], folder / f"{i:05d}.png", nrow=1, replace=args.overwrite)
+        others = len(list(folder.iterdir())) - len(images)
+        print(f"wrote {len(images)} images, 00000.png to {len(images) - 1:05d}.png, into {folder}/"
               + (f" ({others} other files there are as they were)" if others else ""))
     else:
         save_image_grid(images, args.out, nrow=math.ceil(math.sqrt(len(images))),

@@ -393,17 +393,6 @@ def full_disk(*args: object) -> None:
     raise OSError(errno.ENOSPC, "No space left on device")
 
 
-def test_a_tensorboard_write_that_fails_names_the_log_folder(tmp_path: Path) -> None:
-    recorder = TrainingLog(tmp_path, tmp_path / "logs", 0, 1)
-    recorder.tensorboard.add_scalar = full_disk
-    with pytest.raises(OSError) as caught:
-        recorder.log_step(1, 1, 1, torch.tensor([1.0, 2.0, 0.5, 0.5, 0.5]))
-    assert str(caught.value) == (f"[Errno 28] cannot write TensorBoard events in "
-                                 f"{tmp_path / 'logs'} (scalars): No space left on device")
-    recorder.tensorboard.add_scalar = lambda *args: None
-    recorder.close()
-
-
 @pytest.mark.parametrize("hook", ["quiet", "default"])
 def test_a_full_disk_under_the_tensorboard_thread_is_one_line(
     hook: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -504,19 +493,6 @@ def test_scripts_answer_bad_input_in_one_line(script: str, args: list[str], code
 
 
 # --- which run --resume continues ---
-
-def test_resume_auto_without_any_run_starts_one(mnist_root: Path, tmp_path: Path) -> None:
-    result = run_train(*quick_flags(mnist_root, tmp_path), "--n_epochs", "1", "--limit_batches",
-                       "2", "--resume", "auto")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[0] == (
-        f"--resume auto: no run with a checkpoint in {tmp_path / 'weights'}/ to continue (with "
-        "--run_name: of that name), starting a new run")
-    (run,) = run_folders(tmp_path / "results")
-    assert csv_steps(run) == [1, 2]
-    assert checkpoints(tmp_path / "weights" / run.name) == [STEP_0,
-                                                            "checkpoint_step_00000002.pth"]
-
 
 def test_a_run_killed_early_continues_from_step_0_with_its_flags(
     mnist_root: Path, tmp_path: Path
