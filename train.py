@@ -121,10 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue a run exactly where a checkpoint left it: a checkpoint file, a run's "
              "weights folder (its newest readable checkpoint), or 'auto' for the run trained "
              "last in --weights_dir (with --run_name: that run; a new run if there is none). "
-             "The weights stay in the checkpoint's folder, whose name is the run's; results "
-             "and logs go to <results_dir>/<run> and <log_dir>/<run> of this command line, as "
-             "for a new run. Other flags left out are the run's own; those that change the "
-             f"computation ({', '.join(FIXED_AT_RESUME)}) cannot change (default: a new run)")
+             "The weights stay in the checkpoint's folder, whose name is the run's; the paths "
+             "(--data_dir, --judge, results and logs as <results_dir>/<run> and "
+             "<log_dir>/<run>) and --device are this command line's, as for a new run. Other "
+             "flags left out are the run's own; those that change the computation "
+             f"({', '.join(FIXED_AT_RESUME)}) cannot change (default: a new run)")
     add("--amp", action="store_true",
         help="bfloat16 autocast for the networks (CUDA, and CPUs with AVX512-BF16 or AMX): "
              "faster, slightly different numbers; losses, BatchNorm statistics and weights stay "
@@ -273,9 +274,10 @@ def train(run: Run) -> None:
     save_progress_gif(run.results, run.results / "training_progress.gif", config.n_epochs)
     run.write_config()
     save_weights(run.weights, "final", netG, netD)
+    draw = ["python", in_repository("generate.py"), "--weights",
+            str(run.weights / "generator_final.pth")]
     print(f"done in {time.time() - run.started:.0f} s: weights in {run.weights}/, images in "
-          f"{run.results}/, TensorBoard logs in {run.logs}/; draw digits with: python "
-          f"{in_repository('generate.py')} --weights {run.weights / 'generator_final.pth'}")
+          f"{run.results}/, TensorBoard logs in {run.logs}/; draw digits with: {shlex.join(draw)}")
 
 
 def save_weights(folder: Path, suffix: str, netG: Generator, netD: Discriminator) -> None:

@@ -6,6 +6,7 @@ process itself is what is tested: signals, kills, locks, two at once (``start_tr
 
 import io
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -152,6 +153,19 @@ def output_flags(out: Path) -> list[str]:
     """The flags that send every output of the run named RUN under ``out``."""
     return ["--results_dir", str(out / "results"), "--weights_dir", str(out / "weights"),
             "--log_dir", str(out / "logs"), "--run_name", RUN]
+
+
+def resume_hint(checkpoint: Path, flags: list[str], cwd: Path | None = None) -> str:
+    """What a stopped run started with ``flags`` says: ``checkpoint`` is intact, and the
+    command that continues it (train.py as a path from ``cwd``, the run's working folder;
+    default: this process's), repeating the paths and device of ``flags``.
+    """
+    given = dict(zip(flags[::2], flags[1::2], strict=True))
+    script = os.path.relpath(REPO / "train.py", cwd or Path.cwd())
+    repeated = [token for flag in ("--data_dir", "--judge", "--results_dir", "--log_dir",
+                                   "--device") if flag in given for token in (flag, given[flag])]
+    return (f"the last checkpoint, {checkpoint}, is intact; to continue: "
+            + shlex.join(["python", script, "--resume", str(checkpoint), *repeated]))
 
 
 @pytest.fixture(scope="session")

@@ -64,6 +64,7 @@ def test_an_nvidia_gpu_that_this_pytorch_cannot_use_is_named(
     assert "see README.md, 'Installing PyTorch for your hardware'" in notes[0]
     assert "## Installing PyTorch for your hardware" in (REPO / "README.md").read_text()
     monkeypatch.setenv("PATH", f"{Path('/usr/bin')}:{Path('/bin')}")  # no GPU: no note
-    again = run_train("--resume", "auto", "--n_epochs", "2", *output_flags(tmp_path))
+    again = run_train("--resume", "auto", "--n_epochs", "2", "--data_dir", str(mnist_root),
+                      *output_flags(tmp_path))
     assert again.returncode == 0, again.stderr
     assert "train.py: note" not in again.stderr or Path("/proc/driver/nvidia/version").exists()

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import REPO, RUN
@@ -79,4 +80,4 @@ def test_torch_hub_checks_the_sizes_like_the_flags(sizes: dict, message: str) ->
     with pytest.raises(ValueError) as caught:
         hubconf.generator(pretrained=False, **sizes)
     assert str(caught.value) == message
-    assert hubconf.generator(pretrained=False, nz=8, ngf=4).nz == 8
+    assert hubconf.generator(pretrained=False, nz=np.int64(8), ngf=4).nz == 8  # NumPy's too

@@ -9,6 +9,7 @@ import errno
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -29,6 +30,7 @@ from tests.conftest import (
     REPO,
     RUN,
     output_flags,
+    resume_hint,
     run_script,
     run_train,
     short_run_flags,
@@ -133,10 +135,7 @@ def test_a_second_run_keeps_its_checkpoints_and_resume_auto_picks_it(
     # its own newest 3: a rotation across runs would delete these or the old run's
     assert checkpoints(new_weights) == [f"checkpoint_step_{s:08d}.pth" for s in
                                         sorted({*range(0, step, 2), step})[-3:]]
-    assert last_line(stderr) == (f"stopped after step {step}; the last checkpoint, {stopped}, "
-                                 f"is intact; to continue: python train.py --resume {stopped} "
-                                 f"--results_dir {tmp_path / 'results'} --log_dir "
-                                 f"{tmp_path / 'logs'}")
+    assert last_line(stderr) == f"stopped after step {step}; {resume_hint(stopped, flags, REPO)}"
     assert kept(before, tmp_path) == before  # the old run untouched, byte for byte
 
     resumed = run_train(*flags, "--resume", "auto")
@@ -219,8 +218,8 @@ def test_a_run_in_progress_is_refused_to_a_second_train_py_and_freed_at_its_end(
     running = start_train(*flags, "--n_epochs", "1000", "--limit_batches", "4",
                           "--checkpoint_interval", "2")
     wait_for_rows(tmp_path / "results" / "busy" / "training_data.csv", 3, running)
-    second = run_train(*flags, "--resume", "auto")
-    assert second.returncode == 1
+    second = run_train(*flags, "--resume", "auto", "--results_dir", str(tmp_path / "other"))
+    assert second.returncode == 1 and not (tmp_path / "other").exists()
     assert last_line(second) == (
         f"train.py: error: run busy ({weights}) is being trained by another train.py; wait for "
         "it to end, or stop it first")
@@ -387,6 +386,10 @@ def test_an_atomic_write_that_fails_names_the_file_not_its_temporary(tmp_path: P
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
     assert str(caught.value) == f"[Errno 28] cannot write {target}: No space left on device"
     assert not list(tmp_path.iterdir())
+    longest = tmp_path / ("a" * 255)  # the longest name the OS takes: so is its temporary
+    with atomic_path(longest) as tmp:
+        tmp.write_bytes(b"12")
+    assert [p.name for p in tmp_path.iterdir()] == [longest.name]
 
 
 def full_disk(*args: object) -> None:
@@ -515,7 +518,8 @@ def test_a_run_killed_early_continues_from_step_0_with_its_flags(
     time.sleep(max(0.0, int(killed.name.split(".")[3]) + 1.05 - time.time()))
     weights, results = tmp_path / "weights" / run.name, run
 
-    again = run_train(*roots(tmp_path), "--resume", "auto")  # its own flags, from its checkpoint
+    # its own flags, from its checkpoint; paths are never a checkpoint's
+    again = run_train(*roots(tmp_path), "--resume", "auto", "--data_dir", str(mnist_root))
     assert again.returncode == 0, again.stderr
     assert (f"resuming run {run.name} from {weights / STEP_0}: 0 epochs and 0 batches done "
             "(step 0)") in again.stdout
@@ -710,26 +714,32 @@ def test_a_tensorboard_folder_full_at_the_start_says_the_step_and_how_to_continu
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(utils.recorder, "SummaryWriter", full)
-    result = run_train(*quick_flags(mnist_root, tmp_path), "--run_name", RUN)
-    checkpoint = tmp_path / "weights" / RUN / STEP_0
+    out = tmp_path / "my runs"  # the command to continue is quoted for a shell
+    flags = [*quick_flags(mnist_root, out), "--run_name", RUN]
+    result = run_train(*flags)
+    checkpoint = out / "weights" / RUN / STEP_0
     assert result.returncode == 1
     assert last_line(result) == (
-        f"train.py: error: [Errno 28] cannot write TensorBoard events in {tmp_path / 'logs' / RUN}"
-        f" (SummaryWriter): No space left on device; stopped at step 0; the last checkpoint, "
-        f"{checkpoint}, is intact; to continue: python train.py --resume {checkpoint} "
-        f"--results_dir {tmp_path / 'results'} --log_dir {tmp_path / 'logs'}")
+        f"train.py: error: [Errno 28] cannot write TensorBoard events in {out / 'logs' / RUN}"
+        f" (SummaryWriter): No space left on device; stopped at step 0; "
+        + resume_hint(checkpoint, flags))
+    assert shlex.split(last_line(result).split("to continue: ")[1])[2:] == [
+        "--resume", str(checkpoint), "--data_dir", str(mnist_root), "--judge",
+        str(out / "no_judge.pth"), "--results_dir", str(out / "results"), "--log_dir",
+        str(out / "logs"), "--device", "cpu"]
 
 
-def test_a_checkpoint_at_the_top_of_a_weights_folder_is_refused(short_run: Path,
-                                                                 tmp_path: Path) -> None:
-    top = tmp_path / "weights" / "checkpoint_step_00000006.pth"  # beside shipped files, say
-    top.parent.mkdir()
-    shutil.copy(short_run / "weights" / RUN / top.name, top)
+@pytest.mark.parametrize("where", ["weights", ".", "a b"])  # beside shipped files; no run
+def test_a_checkpoint_outside_a_folder_named_as_a_run_is_refused(short_run: Path, tmp_path: Path,
+                                                                  where: str) -> None:
+    checkpoint = Path(where) / "checkpoint_step_00000006.pth"
+    (tmp_path / where).mkdir(exist_ok=True)
+    shutil.copy(short_run / "weights" / RUN / checkpoint.name, tmp_path / checkpoint)
     before = snapshot(tmp_path)
-    result = run_train("--resume", str(top), "--n_epochs", "3", cwd=tmp_path)
+    result = run_train("--resume", str(checkpoint), "--n_epochs", "3", cwd=tmp_path)
     assert result.returncode == 2
     assert last_line(result) == (
-        f"train.py: error: --resume {top}: a run resumes in its own folder, and this is the top "
-        "of a weights folder, where the repository ships its model; move the checkpoint into a "
-        "folder of its own, named as the run")
+        f"train.py: error: --resume {checkpoint}: a run resumes in its checkpoint's folder, whose "
+        "name is the run's; this one is the top of a weights folder or no run's name (see "
+        "--run_name); move the checkpoint into a folder of its own, named as the run")
     assert snapshot(tmp_path) == before

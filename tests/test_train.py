@@ -61,7 +61,7 @@ def test_the_command_line_run_says_where_its_files_are(short_run: Path) -> None:
     weights = short_run / "weights" / RUN
     assert printed[0] == "device: cpu"
     assert printed[1] == (f"run {RUN}: 200 images, 3 batches an epoch; TensorBoard: "
-                          f"tensorboard --logdir={short_run / 'logs'}")
+                          f"tensorboard --logdir {short_run / 'logs'}")
     assert printed[-1].endswith(
         f": weights in {weights}/, images in {short_run / 'results' / RUN}/, TensorBoard logs "
         f"in {short_run / 'logs' / RUN}/; draw digits with: python generate.py --weights "
@@ -269,9 +269,11 @@ def test_a_resumed_amp_is_checked_on_the_new_machine(monkeypatch: pytest.MonkeyP
                                             "0.999; leave --ema_decay out to resume"):
         make_config({**flags, "ema_decay": 0.99}, given={"resume", "ema_decay"}, resumed=flags)
     shared = {**flags, "n_epochs": 7, "results_dir": "/elsewhere", "log_dir": "/elsewhere",
-              "weights_dir": "/elsewhere", "data_dir": "mnist", "device": "cuda"}
+              "weights_dir": "/elsewhere", "data_dir": "/elsewhere", "judge": "/elsewhere",
+              "device": "cuda"}
     config = make_config(flags, given={"resume"}, resumed=shared)
-    assert (config.n_epochs, config.data_dir) == (7, "mnist")  # inherited
-    # never inherited: where the run writes (a shared checkpoint decides nothing there)
-    assert (config.results_dir, config.log_dir, config.weights_dir, config.device) == (
-        "results", "logs", "weights", "cpu")
+    assert config.n_epochs == 7  # inherited
+    # never inherited: paths (a shared checkpoint decides nothing of what is read or written)
+    assert (config.results_dir, config.log_dir, config.weights_dir, config.data_dir,
+            config.judge, config.device) == ("results", "logs", "weights", "data",
+                                             train.build_parser().get_default("judge"), "cpu")

@@ -60,6 +60,7 @@ def test_interpolation_grid_rows_run_between_endpoints(tmp_path: Path) -> None:
 def test_progress_gif_has_one_frame_per_epoch_up_to_the_last(tmp_path: Path) -> None:
     for epoch, shade in ((1, 0), (2, 100), (3, 200), (10, 250)):  # 3 and 10: a later branch
         Image.new("L", (8, 8), shade).save(tmp_path / f"epoch_{epoch}_final.png")
+    Image.new("L", (8, 8), 50).save(tmp_path / "epoch_best_final.png")  # a user's, not a frame
     assert save_progress_gif(tmp_path, tmp_path / "p.gif", last_epoch=2) == 2
     with Image.open(tmp_path / "p.gif") as gif:
         assert gif.n_frames == 2

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
 from models import Discriminator, Generator, Judge
-from utils.cli import in_repository
+from utils.cli import in_repository, printable
 from utils.errors import UserError
 from utils.files import atomic_path
 
@@ -99,7 +99,7 @@ def newest_checkpoint(run_dir: str | Path) -> tuple[Path, dict]:
         try:
             return path, load_checkpoint(path)
         except CheckpointError as error:
-            print(f"--resume: skipped {error}")
+            print(f"--resume: skipped {printable(str(error))}")
             skipped += 1
     found = f"{skipped} unreadable checkpoints" if skipped else f"no {CHECKPOINT_GLOB}"
     raise CheckpointError(f"{run_dir} holds {found}; pass a run's weights folder or one of its "

@@ -1,6 +1,7 @@
 """What the four scripts and torch.hub share: checked values, output paths, one-line errors."""
 
 import argparse
+import numbers
 import os
 import re
 import sys
@@ -87,7 +88,7 @@ def check(name: str, value: object, kind: Callable) -> object:
     Raises:
         ValueError: naming ``name``.
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # NumPy's too
         raise ValueError(f"{name}: expected a number, got {value!r}")
     try:
         return kind(str(value))

@@ -1,11 +1,12 @@
 """Which run a train.py command trains, and its configuration: the flags, merged and checked.
 
 A new run takes the command line's flags. ``--resume`` continues a run from a checkpoint:
-flags left out are the run's own, except the folders it writes into, which always come
-from the command line (``WRITTEN``): no path stored in a checkpoint decides where a run
-writes.
+flags left out are the run's own, except the paths and the device, which always come from
+the command line (``COMMAND_LINE_ONLY``): no path stored in a checkpoint decides what a run
+reads or where it writes.
 """
 
+import argparse
 import dataclasses
 import time
 from pathlib import Path
@@ -13,16 +14,16 @@ from pathlib import Path
 import torch
 
 from utils.checkpoint import CHECKPOINT_GLOB, load_checkpoint, newest_checkpoint
-from utils.cli import in_repository
+from utils.cli import folder_name, in_repository
 from utils.device import amp_supported, resolve_device
 from utils.errors import ArgumentError
 from utils.provenance import describe_code, describe_machine
-from utils.run import WRITTEN, Run
+from utils.run import COMMAND_LINE_ONLY, Run
 
 # Flags that change what is computed: at --resume they must match the run's.
 FIXED_AT_RESUME = ("nz", "ngf", "ndf", "batch_size", "lr", "beta1", "seed", "limit_batches",
                    "amp", "ema_decay")
-NOT_INHERITED = ("resume", "device", "debug", "run_name", *WRITTEN)
+NOT_INHERITED = ("resume", "debug", "run_name", "weights_dir", *COMMAND_LINE_ONLY)
 
 
 def open_run(flags: dict, given: set[str], command: str) -> "Run | None":
@@ -45,15 +46,17 @@ def open_run(flags: dict, given: set[str], command: str) -> "Run | None":
                   "machine": describe_machine(torch.device(config.device))}
         return Run(config, record, given)
     path, checkpoint = found
-    roots = {Path(flags["weights_dir"]).resolve(), Path(in_repository("weights")).resolve()}
-    if path.parent.resolve() in roots:  # a resumed run writes its weights where it is
-        raise ArgumentError(f"--resume {path}: a run resumes in its own folder, and this is the "
-                            "top of a weights folder, where the repository ships its model; "
-                            "move the checkpoint into a folder of its own, named as the run")
-    if "run_name" in given and flags["run_name"] != path.parent.name:
-        raise ArgumentError(f"--run_name {flags['run_name']}: {path} is of run "
-                            f"{path.parent.name} (its folder's name); leave --run_name out")
-    config = make_config({**flags, "run_name": path.parent.name}, given, checkpoint["config"])
+    name, roots = path.parent.name, {Path(flags["weights_dir"]).resolve(),
+                                     Path(in_repository("weights")).resolve()}
+    if path.parent.resolve() in roots or not is_run_name(name):
+        raise ArgumentError(f"--resume {path}: a run resumes in its checkpoint's folder, whose "
+                            "name is the run's; this one is the top of a weights folder or no "
+                            "run's name (see --run_name); move the checkpoint into a folder of "
+                            "its own, named as the run")
+    if "run_name" in given and flags["run_name"] != name:
+        raise ArgumentError(f"--run_name {flags['run_name']}: {path} is of run {name} (its "
+                            "folder's name); leave --run_name out")
+    config = make_config({**flags, "run_name": name}, given, checkpoint["config"])
     done = (checkpoint["epochs_done"], checkpoint["batch"])
     if done > (config.n_epochs, 0):
         where = f"in epoch {done[0] + 1}" if done[1] else f"after epoch {done[0]}"
@@ -67,6 +70,14 @@ def open_run(flags: dict, given: set[str], command: str) -> "Run | None":
           f"batches done (step {checkpoint['step']})")
     record = {k: v for k, v in checkpoint["config"].items() if k not in flags}  # provenance
     return Run(config, record, given, path, checkpoint)
+
+
+def is_run_name(name: str) -> bool:
+    """Whether ``name`` is one that ``--run_name`` accepts."""
+    try:
+        return folder_name(name) == name
+    except argparse.ArgumentTypeError:
+        return False
 
 
 def find_checkpoint(flags: dict, given: set[str]) -> tuple[Path, dict] | None:

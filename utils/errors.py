@@ -5,16 +5,17 @@ class UserError(Exception):
     """Bad input or a missing or broken file; the message names it and says what to do.
 
     ``exit_code`` is the process exit status that train.py uses: 2 for command-line
-    arguments (as argparse does), 1 for everything else.
+    arguments (as argparse does), 1 for everything else. ``resumable``: whether continuing
+    from the last checkpoint may get past it (not when it would only happen again).
     """
 
-    exit_code = 1
+    exit_code, resumable = 1, True
 
 
 class ArgumentError(UserError):
     """A command-line value that cannot work, found after argparse's own checks."""
 
-    exit_code = 2
+    exit_code, resumable = 2, False
 
 
 def already_exists(flag: str, path: object) -> ArgumentError:

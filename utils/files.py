@@ -26,7 +26,8 @@ def atomic_path(path: str | Path, replace: bool = True, flag: str = "--out") -> 
         OSError: the write failed (a full disk, say), naming ``path``.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    # Hidden, and short enough for any name the OS allows as ``path``.
+    tmp = path.with_name(f".{path.name[:100]}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
         yield tmp
         if replace:
@@ -38,7 +39,8 @@ def atomic_path(path: str | Path, replace: bool = True, flag: str = "--out") -> 
     except OSError as error:
         raise OSError(error.errno, f"cannot write {path}: {error.strerror}") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with suppress(OSError):  # the error above, if any, is the one to tell
+            tmp.unlink(missing_ok=True)
 
 
 def open_for_append(path: Path) -> int:

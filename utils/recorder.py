@@ -61,7 +61,7 @@ class TrainingLog:
         # a file after those it purges, so a resume in the same second waits for the next.
         made = [int(p.name.split(".")[3]) for p in logs.glob("events.out.tfevents.*.*")
                 if p.name.split(".")[3].isdigit()]
-        time.sleep(max(0.0, max(made, default=0) + 1 - time.time()))
+        time.sleep(min(1.0, max(0.0, max(made, default=0) + 1 - time.time())))
         self.tensorboard = self.tb("SummaryWriter", SummaryWriter, str(logs),
                                    purge_step=resume_step + 1)
 
@@ -105,9 +105,12 @@ class TrainingLog:
         for record in records:
             bad = [f"{k}={record[k]}" for k in STAT_NAMES if not math.isfinite(record[k])]
             if bad:
-                raise UserError(f"training diverged at step {record['step']} (epoch "
-                                f"{record['epoch']}, batch {record['batch']}): {', '.join(bad)}; "
-                                "a lower --lr may help")
+                error = UserError(f"training diverged at step {record['step']} (epoch "
+                                  f"{record['epoch']}, batch {record['batch']}): "
+                                  f"{', '.join(bad)}; a resume would diverge again: start a "
+                                  "new run with a lower --lr")
+                error.resumable = False  # a resume would repeat the same steps
+                raise error
         return records
 
     def log_epoch(self, step: int, samples: Tensor, averaged: Tensor | None) -> None:

@@ -1,15 +1,11 @@
 """A training run's books: its folders, lock, position, checkpoints and signals.
 
-train.py holds the GAN and says when everything happens; a ``Run`` holds what is not the
-GAN's, and is the only writer of the run's position (``epochs_done``, ``batch``, ``step``).
-``utils/config.py: open_run`` makes it: a new run, or the one ``--resume`` names.
-
-Where a run writes is one rule: its weights go into ``<weights_dir>/<run>/``, or at a
-resume into the checkpoint's folder, whose name is then the run's; its images and logs go
-into ``<results_dir>/<run>/`` and ``<log_dir>/<run>/``, the folders of the command line
-(defaults included). No path stored in a checkpoint decides where a run writes. A new run
-takes only folders that do not exist yet, so it never writes beside another run's files nor
-into the top of ``weights/`` and ``results/``, where the repository ships its model.
+train.py holds the GAN and says when everything happens; a ``Run`` (a new one, or the one
+``--resume`` names: ``utils/config.py: open_run``) holds what is not the GAN's, and is the
+only writer of the run's position (``epochs_done``, ``batch``, ``step``). It writes into
+``<weights_dir>/<run>/`` (at a resume: the checkpoint's folder), ``<results_dir>/<run>/`` and
+``<log_dir>/<run>/``. A new run takes only folders that do not exist yet: never another run's,
+nor the top of ``weights/``, where the model is shipped.
 """
 
 import dataclasses
@@ -41,8 +37,8 @@ from utils.files import atomic_path
 from utils.interrupt import GracefulStop, say
 from utils.random_state import get_rng_states, set_rng_states
 
-# The folders a run writes into come from the command line, at a resume too (utils/config.py).
-WRITTEN = ("results_dir", "weights_dir", "log_dir")
+# A resumed run takes these from the command line, never from its checkpoint (see resume_hint).
+COMMAND_LINE_ONLY = ("data_dir", "judge", "results_dir", "log_dir", "device")
 LOCK_NAME = ".train.lock"
 
 
@@ -81,19 +77,26 @@ class Run:
         """The run's name: its folders' name."""
         return self.weights.name
 
+    @property
+    def results(self) -> Path:
+        """The run's folder of images and CSV logs."""
+        return Path(self.config.results_dir) / self.name
+
+    @property
+    def logs(self) -> Path:
+        """The run's TensorBoard folder."""
+        return Path(self.config.log_dir) / self.name
+
     def folders(self) -> list[Path]:
         """The run's weights, results and TensorBoard folders (one, where the roots are one)."""
-        roots = (self.weights.parent, self.config.results_dir, self.config.log_dir)
-        return list({os.path.abspath(Path(root) / self.name): Path(root) / self.name
-                     for root in roots}.values())
+        return list({os.path.abspath(folder): folder
+                     for folder in (self.weights, self.results, self.logs)}.values())
 
     def __enter__(self) -> "Run":
         self.stop.__enter__()
         try:
             self.claim() if self.checkpoint is None else self.take_lock()
             self.config = dataclasses.replace(self.config, run_name=self.name)
-            self.results, self.logs = (Path(root) / self.name for root in (
-                self.config.results_dir, self.config.log_dir))
             self.write_config()
         except BaseException:
             self.__exit__(None, None, None)
@@ -129,20 +132,18 @@ class Run:
                                         "writable --weights_dir, --results_dir and --log_dir"
                                         ) from None
                 if "run_name" in self.given:
-                    hint = (f"continue that run with --resume {self.weights}, or " if any(
-                        self.weights.glob(CHECKPOINT_GLOB)) else "")
+                    hint = (f"continue that run with --resume {shlex.quote(str(self.weights))}, or "
+                            if any(self.weights.glob(CHECKPOINT_GLOB)) else "")
                     raise ArgumentError(f"--run_name {self.name}: {error.filename} exists; "
                                         f"{hint}choose another --run_name") from None
         raise ArgumentError(f"--run_name {base.name}: every suffix up to -999 is taken")
 
     def take_lock(self) -> None:
-        """Make the run's folders and take its lock, which the OS frees when the process ends.
+        """Take the run's lock, which the OS frees when the process ends; make its folders.
 
         Raises:
             UserError: another train.py trains this run.
         """
-        for folder in self.folders():
-            folder.mkdir(parents=True, exist_ok=True)
         lock = FileLock(self.weights / LOCK_NAME, timeout=0)
         try:
             lock.acquire()
@@ -150,6 +151,8 @@ class Run:
             raise UserError(f"run {self.name} ({self.weights}) is being trained by another "
                             "train.py; wait for it to end, or stop it first") from None
         self.lock = lock
+        for folder in self.folders():
+            folder.mkdir(parents=True, exist_ok=True)
 
     def __exit__(self, kind: type | None, error: BaseException | None, traceback: object
                  ) -> bool:
@@ -157,6 +160,7 @@ class Run:
             self.lock.release()
             if self.checkpoint is None and self.last_checkpoint is None:  # a new run, no file
                 (self.weights / LOCK_NAME).unlink(missing_ok=True)
+                (self.results / "config.json").unlink(missing_ok=True)
                 for folder in self.folders():
                     with suppress(OSError):
                         folder.rmdir()
@@ -165,12 +169,12 @@ class Run:
             say(f"stopped after step {self.step}; {self.resume_hint()}")
             self.exit_code = 128 + self.stop.signum
             return True
-        if isinstance(error, Exception) and not isinstance(error, ArgumentError):
+        if isinstance(error, UserError) and not (error.resumable and self.last_checkpoint):
+            return False  # it says what to do; continuing would not get past it
+        if isinstance(error, Exception):
             if is_out_of_memory(error):
                 cause = (f"out of memory at step {self.step} on {self.config.device}; smaller "
                          "--nz, --ngf, --ndf, --batch_size or --eval_samples may fit")
-            elif isinstance(error, UserError) and self.last_checkpoint is None:
-                return False  # it says what to do; there is nothing to continue
             else:
                 cause = str(error) if isinstance(error, UserError) else describe(error)
             raise UserError(f"{cause}; stopped at step {self.step}; {self.resume_hint()}"
@@ -181,11 +185,11 @@ class Run:
         """The command that continues the run, with the path flags this one was given."""
         if self.last_checkpoint is None:
             return "no checkpoint was written"
-        flags = [f"--{k} {shlex.quote(str(getattr(self.config, k)))}" for k in (
-            "results_dir", "log_dir") if k in self.given]
+        command = ["python", in_repository("train.py"), "--resume", str(self.last_checkpoint)]
+        for key in (key for key in COMMAND_LINE_ONLY if key in self.given):
+            command += [f"--{key}", str(getattr(self.config, key))]
         return (f"the last checkpoint, {self.last_checkpoint}, is intact; to continue: "
-                f"python {in_repository('train.py')} --resume {self.last_checkpoint}"
-                + "".join(f" {flag}" for flag in flags))
+                f"{shlex.join(command)}")
 
     # --- position and checkpoints ---
 
@@ -202,7 +206,7 @@ class Run:
                                 "--data_dir")
         self.n_batches = min(len(loader), self.config.limit_batches or len(loader))
         print(f"run {self.name}: {images} images, {self.n_batches} batches an epoch; "
-              f"TensorBoard: tensorboard --logdir={self.config.log_dir}")
+              f"TensorBoard: {shlex.join(['tensorboard', '--logdir', self.config.log_dir])}")
 
     @contextmanager
     def restoring(self) -> Iterator[dict]:

@@ -5,6 +5,7 @@ grids, spherical paths between latent points, the judge's choice of digit endpoi
 rejection sampling of one digit.
 """
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -79,9 +80,9 @@ def save_progress_gif(results_dir: str | Path, out_path: str | Path, last_epoch:
     In epoch order; later grids (of a run taken back to an earlier checkpoint) are left out.
     The last frame is held three times as long. Returns the number of frames.
     """
-    numbered = sorted((int(p.name.split("_")[1]), p)
-                      for p in Path(results_dir).glob("epoch_*_final.png"))
-    frames = [path for epoch, path in numbered if epoch <= last_epoch]
+    grids = {int(match[1]): path for path in Path(results_dir).glob("epoch_*_final.png")
+             if (match := re.fullmatch(r"epoch_(\d+)_final\.png", path.name))}
+    frames = [grids[epoch] for epoch in sorted(grids) if epoch <= last_epoch]
     if not frames:
         return 0
     images = [Image.open(path).convert("L") for path in frames]
