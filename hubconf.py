@@ -67,6 +67,9 @@ def generator(pretrained: bool = True, ema: bool = False, nz: int | None = None,
 
         sizes = {k: v if v is None else check(k, v, positive_int) for k, v in
                  (("nz", nz), ("ngf", ngf))}
+        for name, value in (("pretrained", pretrained), ("ema", ema)):
+            if not isinstance(value, bool):  # "False" is true
+                raise ValueError(f"{name}: expected True or False, got {value!r}")
         if not pretrained:
             if ema:
                 raise ValueError("ema=True needs pretrained=True: an untrained generator has "

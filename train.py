@@ -121,10 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue a run exactly where a checkpoint left it: a checkpoint file, a run's "
              "weights folder (its newest readable checkpoint), or 'auto' for the run trained "
              "last in --weights_dir (with --run_name: that run; a new run if there is none). "
-             "The weights stay in the checkpoint's folder, whose name is the run's; the paths "
-             "(--data_dir, --judge, results and logs as <results_dir>/<run> and "
-             "<log_dir>/<run>) and --device are this command line's, as for a new run. Other "
-             "flags left out are the run's own; those that change the computation "
+             "The run's name is its checkpoint's folder's; every path (--data_dir, --judge, "
+             "the three folders of the run) and --device are this command line's, as for a new "
+             "run. Other flags left out are the run's own; those that change the computation "
              f"({', '.join(FIXED_AT_RESUME)}) cannot change (default: a new run)")
     add("--amp", action="store_true",
         help="bfloat16 autocast for the networks (CUDA, and CPUs with AVX512-BF16 or AMX): "
@@ -274,8 +273,7 @@ def train(run: Run) -> None:
     save_progress_gif(run.results, run.results / "training_progress.gif", config.n_epochs)
     run.write_config()
     save_weights(run.weights, "final", netG, netD)
-    draw = ["python", in_repository("generate.py"), "--weights",
-            str(run.weights / "generator_final.pth")]
+    draw = ["python", in_repository("generate.py"), f"--weights={run.weights}/generator_final.pth"]
     print(f"done in {time.time() - run.started:.0f} s: weights in {run.weights}/, images in "
           f"{run.results}/, TensorBoard logs in {run.logs}/; draw digits with: {shlex.join(draw)}")
 

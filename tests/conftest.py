@@ -162,10 +162,11 @@ def resume_hint(checkpoint: Path, flags: list[str], cwd: Path | None = None) -> 
     """
     given = dict(zip(flags[::2], flags[1::2], strict=True))
     script = os.path.relpath(REPO / "train.py", cwd or Path.cwd())
-    repeated = [token for flag in ("--data_dir", "--judge", "--results_dir", "--log_dir",
-                                   "--device") if flag in given for token in (flag, given[flag])]
+    repeated = [f"{flag}={given[flag]}" for flag in ("--data_dir", "--judge", "--weights_dir",
+                                                     "--results_dir", "--log_dir", "--device")
+                if flag in given]
     return (f"the last checkpoint, {checkpoint}, is intact; to continue: "
-            + shlex.join(["python", script, "--resume", str(checkpoint), *repeated]))
+            + shlex.join(["python", script, f"--resume={checkpoint}", *repeated]))
 
 
 @pytest.fixture(scope="session")

@@ -73,6 +73,7 @@ def test_torch_hub_loads_the_generator_and_its_average(short_run: Path, tmp_path
     ({"ngf": -1}, "ngf: expected an integer in [1, 2**31), got '-1'"),
     ({"nz": 2.5}, "nz: expected an integer in [1, 2**31), got '2.5'"),
     ({"nz": "100"}, "nz: expected a number, got '100'"),
+    ({"ema": "no"}, "ema: expected True or False, got 'no'"),
 ])
 def test_torch_hub_checks_the_sizes_like_the_flags(sizes: dict, message: str) -> None:
     import hubconf

@@ -329,6 +329,17 @@ def foreign_checkpoint(at: Where) -> str:
     return str(at.tmp / "other.pth")
 
 
+def checkpoint_without_position(at: Where) -> str:
+    checkpoint = torch.load(checkpoint_file(at.run, 8), weights_only=True)
+    torch.save({**checkpoint, "step": "8"}, at.tmp / "odd.pth")
+    return str(at.tmp / "odd.pth")
+
+
+def a_file(at: Where) -> str:
+    (at.tmp / "file").write_text("x")
+    return str(at.tmp / "file")
+
+
 def no_mnist(at: Where) -> str:
     return str(at.tmp / "none")
 
@@ -396,8 +407,10 @@ BAD_INPUTS = [  # (id, arguments, exit status, text the one-line message must ho
      "--eval_samples may fit"),
     ("unknown flag", ["--epochs", "5"], 2, "unrecognized arguments: --epochs 5"),
     ("results_dir under a file", ["--results_dir", not_a_folder], 2,
-     "/file/sub (Not a directory); give writable --weights_dir, --results_dir and --log_dir"),
+     "/file/sub/2"),  # its default name, the start time
     ("weights_dir under a file", ["--weights_dir", not_a_folder], 2, "--weights_dir"),
+    ("log_dir a file", ["--log_dir", a_file, "--run_name", "x"], 2,
+     "/file/x (Not a directory); give writable --weights_dir, --results_dir and --log_dir"),
     ("resume missing file", ["--resume", "missing.pth"], 1, "missing.pth: no such file"),
     ("resume truncated", ["--resume", truncated_checkpoint], 1, "cut.pth is damaged (its zip"),
     ("resume bit flipped", ["--resume", flipped_checkpoint], 1,
@@ -413,6 +426,8 @@ BAD_INPUTS = [  # (id, arguments, exit status, text the one-line message must ho
      "holds weights (a state dict), not a training checkpoint"),
     ("resume foreign", ["--resume", foreign_checkpoint], 1,
      "holds something else, not a training checkpoint"),
+    ("resume odd position", ["--resume", checkpoint_without_position], 1,
+     "odd.pth is a checkpoint of train.py without a readable position or configuration"),
     ("resume other nz", ["--resume", run_checkpoint, "--nz", "50"], 2,
      "--nz 50 differs from the resumed run's 100; leave --nz out"),
     ("resume other batch", ["--resume", run_checkpoint, "--batch_size", "8"], 2,

@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from filelock import FileLock
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -40,6 +41,7 @@ from tests.conftest import (
 from utils.errors import ArgumentError
 from utils.files import append_line, atomic_path, open_for_append
 from utils.recorder import TrainingLog, quiet_tensorboard_thread
+from utils.run import LOCK_NAME
 
 QUICK = [*NARROW, "--batch_size", "16", "--eval_interval", "0", "--ema_decay", "0",
          "--device", "cpu"]
@@ -176,7 +178,7 @@ def test_a_first_run_in_a_clone_leaves_the_shipped_files_alone(
     assert (run / "generator_final.pth").is_file()
     assert (clone / "results" / run.name / "epoch_1_final.png").is_file()
     assert result.stdout.splitlines()[-1].endswith(  # the run's own, from where it ran
-        f"generate.py --weights weights/{run.name}/generator_final.pth")
+        f"generate.py --weights=weights/{run.name}/generator_final.pth")
 
     evaluated = run_script("evaluate.py", "--weights", f"weights/{run.name}/generator_final.pth",
                            "--judge", str(tiny_judge), "--data_dir", str(mnist_root), "--n",
@@ -226,8 +228,8 @@ def test_a_run_in_progress_is_refused_to_a_second_train_py_and_freed_at_its_end(
     taken = run_train(*flags)  # a new run of the same name
     assert taken.returncode == 2
     assert last_line(taken) == (
-        f"train.py: error: --run_name busy: {weights} exists; continue that run with "
-        f"--resume {weights}, or choose another --run_name")
+        f"train.py: error: --run_name busy: {weights} exists; choose another --run_name, or add "
+        "--resume auto to continue that run")
     running.send_signal(signal.SIGKILL)  # the lock dies with the process
     running.communicate()
     newest = weights / checkpoints(weights)[-1]
@@ -336,6 +338,8 @@ def test_resume_auto_falls_back_to_the_newest_readable_checkpoint(
     else:  # in the tensor data: the zip's CRC no longer matches
         data[len(data) // 2] ^= 1
     newest.write_bytes(data)
+    (tmp_path / "weights" / "gone").mkdir()  # a link to nothing in another run's folder
+    (tmp_path / "weights" / "gone" / "checkpoint_step_00000009.pth").symlink_to(tmp_path / "x")
     resumed = run_train(*resume_flags(mnist_root, tiny_judge, tmp_path), "--resume", "auto")
     assert resumed.returncode == 0, resumed.stderr
     assert f"--resume: skipped {newest} is damaged" in resumed.stdout
@@ -421,13 +425,15 @@ def test_a_full_disk_under_the_tensorboard_thread_is_one_line(
 
 
 def test_a_missing_judge_warns_and_trains(mnist_root: Path, tmp_path: Path) -> None:
+    judge = tmp_path / "\x1b]0;title\x07nowhere.pth"  # a terminal escape: printed as text
     result = run_train(*NARROW, "--n_epochs", "1", "--limit_batches", "2", "--batch_size",
                        "16", "--save_interval", "1", "--eval_samples", "64", "--data_dir",
-                       str(mnist_root), "--judge", str(tmp_path / "nowhere.pth"), "--device",
-                       "cpu", *output_flags(tmp_path))
+                       str(mnist_root), "--judge", str(judge), "--device", "cpu",
+                       *output_flags(tmp_path))
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if "warning" in line]
-    assert warnings == [f"train.py: warning: {tmp_path / 'nowhere.pth'} is missing: make it "
+    assert warnings == [f"train.py: warning: {tmp_path}/\\x1b]0;title\\x07nowhere.pth is missing: "
+                        "make it "
                         "with `python train_judge.py` (about 2 minutes on a CPU), or pass the "
                         "file with --judge; training without evaluation, and with "
                         "interpolations between random points"]
@@ -685,8 +691,8 @@ def test_inputs_are_checked_before_the_long_work_and_failures_name_their_file(
                                  "judge again with train_judge.py")
     # a checkpoint whose networks are not the run's: named, and no command that fails again
     checkpoint = tmp_path / "weights" / RUN / "checkpoint_step_00000003.pth"
-    checkpoint.parent.mkdir(parents=True)
-    saved = torch.load(short_run / "weights" / RUN / checkpoint.name, weights_only=True)
+    shutil.copytree(short_run / "weights" / RUN, checkpoint.parent)  # its lock file too
+    saved = torch.load(checkpoint, weights_only=True)
     saved["generator"] = {k: v[:1] if v.dim() else v for k, v in saved["generator"].items()}
     torch.save(saved, checkpoint)
     resumed = run_train(*resume_flags(mnist_root, tiny_judge, tmp_path), "--resume",
@@ -724,12 +730,12 @@ def test_a_tensorboard_folder_full_at_the_start_says_the_step_and_how_to_continu
         f" (SummaryWriter): No space left on device; stopped at step 0; "
         + resume_hint(checkpoint, flags))
     assert shlex.split(last_line(result).split("to continue: ")[1])[2:] == [
-        "--resume", str(checkpoint), "--data_dir", str(mnist_root), "--judge",
-        str(out / "no_judge.pth"), "--results_dir", str(out / "results"), "--log_dir",
-        str(out / "logs"), "--device", "cpu"]
+        f"--resume={checkpoint}", f"--data_dir={mnist_root}", f"--judge={out / 'no_judge.pth'}",
+        f"--weights_dir={out / 'weights'}", f"--results_dir={out / 'results'}",
+        f"--log_dir={out / 'logs'}", "--device=cpu"]
 
 
-@pytest.mark.parametrize("where", ["weights", ".", "a b"])  # beside shipped files; no run
+@pytest.mark.parametrize("where", [".", "a b"])
 def test_a_checkpoint_outside_a_folder_named_as_a_run_is_refused(short_run: Path, tmp_path: Path,
                                                                   where: str) -> None:
     checkpoint = Path(where) / "checkpoint_step_00000006.pth"
@@ -739,7 +745,53 @@ def test_a_checkpoint_outside_a_folder_named_as_a_run_is_refused(short_run: Path
     result = run_train("--resume", str(checkpoint), "--n_epochs", "3", cwd=tmp_path)
     assert result.returncode == 2
     assert last_line(result) == (
-        f"train.py: error: --resume {checkpoint}: a run resumes in its checkpoint's folder, whose "
-        "name is the run's; this one is the top of a weights folder or no run's name (see "
-        "--run_name); move the checkpoint into a folder of its own, named as the run")
+        f"train.py: error: --resume {checkpoint}: a run's name is its checkpoint's folder's, and "
+        f"{Path(where).name!r} is not one --run_name accepts; move the checkpoint into a folder "
+        "of its own, named as the run")
     assert snapshot(tmp_path) == before
+
+
+def test_a_resumed_run_writes_into_no_folder_that_no_run_made(
+    short_run: Path, mnist_root: Path, tiny_judge: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(short_run, tmp_path / "run")
+    clone = tmp_path / "clone"  # a clone's shipped folders: files, and no run's lock file
+    for folder in ("weights", "results"):
+        (clone / folder).mkdir(parents=True)
+        (clone / folder / "generator_final.pth").write_text("shipped")
+    run = tmp_path / "run" / "weights" / RUN
+    flags = [*resume_flags(mnist_root, tiny_judge, tmp_path / "run"), "--n_epochs", "3"]
+    # a run named "results" whose results would go where the clone ships its gallery
+    checkpoint = run.rename(run.with_name("results")) / "checkpoint_step_00000003.pth"
+    before = snapshot(tmp_path)
+    refused = run_train(*flags, "--resume", str(checkpoint), "--run_name", "results",
+                        "--results_dir", str(clone))
+    assert refused.returncode == 2
+    assert last_line(refused) == (
+        f"train.py: error: {clone / 'results'} exists, and no run made it (it has no .train.lock); "
+        "a run writes only into its own folders: give other --weights_dir, --results_dir or "
+        "--log_dir")
+    assert snapshot(tmp_path) == before
+    # a checkpoint at the top of the clone's weights: read there, written in --weights_dir
+    top = Path(shutil.copy(checkpoint, clone / "weights"))
+    flags[flags.index("--run_name") + 1] = "weights"
+    resumed = run_train(*flags, "--resume", str(top))
+    assert resumed.returncode == 0, resumed.stderr
+    assert (tmp_path / "run" / "weights" / "weights" / "generator_final.pth").is_file()
+    assert kept(before, tmp_path) == before and sorted(os.listdir(clone / "weights")) == [
+        top.name, "generator_final.pth"]
+
+
+def test_a_copy_of_a_run_in_progress_is_refused_its_results_and_logs(
+    short_run: Path, mnist_root: Path, tiny_judge: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
+    copy = shutil.copytree(tmp_path / "weights" / RUN, tmp_path / "backup" / RUN)
+    results = tmp_path / "results" / RUN
+    with FileLock(results / LOCK_NAME, timeout=0):  # the original, training
+        result = run_train(*resume_flags(mnist_root, tiny_judge, tmp_path), "--resume",
+                           str(copy / "checkpoint_step_00000003.pth"))
+    assert result.returncode == 1
+    assert last_line(result) == (f"train.py: error: run {RUN} ({results}) is being trained by "
+                                 "another train.py; wait for it to end, or stop it first")
+    assert csv_steps(results) == [1, 2, 3, 4, 5, 6]  # the original's log, untouched

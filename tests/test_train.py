@@ -30,6 +30,7 @@ N_STEPS = 6  # SHORT_RUN: 2 epochs x 3 batches
 def test_every_promised_file_is_written(short_run: Path) -> None:
     results, weights = short_run / "results" / RUN, short_run / "weights" / RUN
     expected_results = {
+        ".train.lock",  # in each of the run's folders: the mark of a folder a run made
         "config.json", "training_data.csv", "training_data.json", "training_curves.png",
         "epoch_1_final.png", "epoch_2_final.png", "epoch_1_ema.png", "epoch_2_ema.png",
         "interpolation_epoch_1.png",
@@ -61,11 +62,11 @@ def test_the_command_line_run_says_where_its_files_are(short_run: Path) -> None:
     weights = short_run / "weights" / RUN
     assert printed[0] == "device: cpu"
     assert printed[1] == (f"run {RUN}: 200 images, 3 batches an epoch; TensorBoard: "
-                          f"tensorboard --logdir {short_run / 'logs'}")
+                          f"tensorboard --logdir={short_run / 'logs'}")
     assert printed[-1].endswith(
         f": weights in {weights}/, images in {short_run / 'results' / RUN}/, TensorBoard logs "
-        f"in {short_run / 'logs' / RUN}/; draw digits with: python generate.py --weights "
-        f"{weights / 'generator_final.pth'}")
+        f"in {short_run / 'logs' / RUN}/; draw digits with: python generate.py "
+        f"--weights={weights / 'generator_final.pth'}")
 
 
 def test_csv_and_json_hold_one_record_per_batch(short_run: Path) -> None:
@@ -209,7 +210,7 @@ def test_a_run_resumed_from_its_first_checkpoint_is_the_same_run(
     shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
     weights = tmp_path / "weights" / RUN
     for path in weights.iterdir():  # as if killed after its first rows, before a checkpoint
-        if path.name != "checkpoint_step_00000000.pth":
+        if path.name not in ("checkpoint_step_00000000.pth", ".train.lock"):
             path.unlink()
     resumed = run_train(*short_run_flags(mnist_root, tiny_judge, tmp_path), "--resume", "auto")
     assert resumed.returncode == 0, resumed.stderr

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
 from models import Discriminator, Generator, Judge
-from utils.cli import in_repository, printable
+from utils.cli import in_repository
 from utils.errors import UserError
 from utils.files import atomic_path
 
@@ -82,6 +82,11 @@ def load_checkpoint(path: str | Path) -> dict:
         what = "weights (a state dict)" if is_state_dict(checkpoint) else "something else"
         raise CheckpointError(f"{path} holds {what}, not a training checkpoint of this "
                               f"version of train.py; pass a {CHECKPOINT_GLOB} file to --resume")
+    position = [checkpoint.get(key) for key in ("epochs_done", "batch", "step")]
+    if not (isinstance(checkpoint.get("config"), dict)
+            and all(type(value) is int and value >= 0 for value in position)):
+        raise CheckpointError(f"{path} is a checkpoint of train.py without a readable position "
+                              "or configuration; use another")
     return checkpoint
 
 
@@ -99,7 +104,7 @@ def newest_checkpoint(run_dir: str | Path) -> tuple[Path, dict]:
         try:
             return path, load_checkpoint(path)
         except CheckpointError as error:
-            print(f"--resume: skipped {printable(str(error))}")
+            print(f"--resume: skipped {error}")
             skipped += 1
     found = f"{skipped} unreadable checkpoints" if skipped else f"no {CHECKPOINT_GLOB}"
     raise CheckpointError(f"{run_dir} holds {found}; pass a run's weights folder or one of its "

@@ -36,16 +36,35 @@ def in_repository(name: str) -> str:
         return str(REPOSITORY / name)
 
 
-def printable(text: str) -> str:
-    """``text`` with control characters (terminal escapes, newlines) shown as escapes."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+def printable(text: str, keep: str = "") -> str:
+    """``text`` with control characters (terminal escapes, newlines) shown as escapes.
+
+    ``keep``: the characters to leave as they are (line ends, for a whole output).
+    """
+    return "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
+
+
+class PrintableStream:
+    """A stream that shows control characters but line ends as escapes: names print as text."""
+
+    def __init__(self, stream: object) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:  # noqa: D102 (a stream's)
+        return self.stream.write(printable(text, keep="\n\r"))
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.stream, name)
 
 
 def printable_output() -> None:
-    """Let stdout and stderr print any text: characters the terminal lacks become escapes."""
-    for stream in (sys.stdout, sys.stderr):
+    """Make stdout and stderr ``PrintableStream``, and print what the terminal lacks escaped."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
         if hasattr(stream, "reconfigure"):  # not when a test captures the output
             stream.reconfigure(errors="backslashreplace")
+        if not isinstance(stream, PrintableStream):
+            setattr(sys, name, PrintableStream(stream))
 
 
 def _checked(convert: Callable, test: Callable, what: str) -> Callable:

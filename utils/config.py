@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from utils.checkpoint import CHECKPOINT_GLOB, load_checkpoint, newest_checkpoint
-from utils.cli import folder_name, in_repository
+from utils.cli import folder_name
 from utils.device import amp_supported, resolve_device
 from utils.errors import ArgumentError
 from utils.provenance import describe_code, describe_machine
@@ -23,7 +23,7 @@ from utils.run import COMMAND_LINE_ONLY, Run
 # Flags that change what is computed: at --resume they must match the run's.
 FIXED_AT_RESUME = ("nz", "ngf", "ndf", "batch_size", "lr", "beta1", "seed", "limit_batches",
                    "amp", "ema_decay")
-NOT_INHERITED = ("resume", "debug", "run_name", "weights_dir", *COMMAND_LINE_ONLY)
+NOT_INHERITED = ("resume", "debug", "run_name", *COMMAND_LINE_ONLY)
 
 
 def open_run(flags: dict, given: set[str], command: str) -> "Run | None":
@@ -46,13 +46,11 @@ def open_run(flags: dict, given: set[str], command: str) -> "Run | None":
                   "machine": describe_machine(torch.device(config.device))}
         return Run(config, record, given)
     path, checkpoint = found
-    name, roots = path.parent.name, {Path(flags["weights_dir"]).resolve(),
-                                     Path(in_repository("weights")).resolve()}
-    if path.parent.resolve() in roots or not is_run_name(name):
-        raise ArgumentError(f"--resume {path}: a run resumes in its checkpoint's folder, whose "
-                            "name is the run's; this one is the top of a weights folder or no "
-                            "run's name (see --run_name); move the checkpoint into a folder of "
-                            "its own, named as the run")
+    name = path.parent.name
+    if not is_run_name(name):  # the run's folders take this name
+        raise ArgumentError(f"--resume {path}: a run's name is its checkpoint's folder's, and "
+                            f"{name!r} is not one --run_name accepts; move the checkpoint into "
+                            "a folder of its own, named as the run")
     if "run_name" in given and flags["run_name"] != name:
         raise ArgumentError(f"--run_name {flags['run_name']}: {path} is of run {name} (its "
                             "folder's name); leave --run_name out")
@@ -62,9 +60,10 @@ def open_run(flags: dict, given: set[str], command: str) -> "Run | None":
         where = f"in epoch {done[0] + 1}" if done[1] else f"after epoch {done[0]}"
         raise ArgumentError(f"--n_epochs {config.n_epochs}: the checkpoint is {where}, past "
                             "it; give a larger --n_epochs, or resume an earlier checkpoint")
-    if done == (config.n_epochs, 0) and (path.parent / "generator_final.pth").is_file():
-        print(f"run {config.run_name} has finished its {config.n_epochs} epochs; its weights "
-              f"are in {path.parent}/; give a larger --n_epochs to train it further")
+    weights = Path(config.weights_dir) / name
+    if done == (config.n_epochs, 0) and (weights / "generator_final.pth").is_file():
+        print(f"run {name} has finished its {config.n_epochs} epochs; its weights are in "
+              f"{weights}/; give a larger --n_epochs to train it further")
         return None
     print(f"resuming run {config.run_name} from {path}: {done[0]} epochs and {done[1]} "
           f"batches done (step {checkpoint['step']})")
@@ -94,7 +93,8 @@ def find_checkpoint(flags: dict, given: set[str]) -> tuple[Path, dict] | None:
         return None
     if resume == "auto":
         run = flags["run_name"] if "run_name" in given else "*"
-        checkpoints = weights_dir.glob(f"{run}/{CHECKPOINT_GLOB}")
+        checkpoints = (path for path in weights_dir.glob(f"{run}/{CHECKPOINT_GLOB}")
+                       if path.is_file())  # not a link to nothing
         newest = max(checkpoints, key=lambda path: path.stat().st_mtime, default=None)
         if newest is None:
             print(f"--resume auto: no run with a checkpoint in {weights_dir}/ to continue "

@@ -26,8 +26,8 @@ def atomic_path(path: str | Path, replace: bool = True, flag: str = "--out") -> 
         OSError: the write failed (a full disk, say), naming ``path``.
     """
     path = Path(path)
-    # Hidden, and short enough for any name the OS allows as ``path``.
-    tmp = path.with_name(f".{path.name[:100]}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    # Hidden, and short enough for any folder: 40 characters are at most 160 bytes.
+    tmp = path.with_name(f".{path.name[:40]}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
         yield tmp
         if replace:

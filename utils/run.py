@@ -2,10 +2,10 @@
 
 train.py holds the GAN and says when everything happens; a ``Run`` (a new one, or the one
 ``--resume`` names: ``utils/config.py: open_run``) holds what is not the GAN's, and is the
-only writer of the run's position (``epochs_done``, ``batch``, ``step``). It writes into
-``<weights_dir>/<run>/`` (at a resume: the checkpoint's folder), ``<results_dir>/<run>/`` and
-``<log_dir>/<run>/``. A new run takes only folders that do not exist yet: never another run's,
-nor the top of ``weights/``, where the model is shipped.
+only writer of the run's position (``epochs_done``, ``batch``, ``step``). A run, new or
+resumed, writes into ``<weights_dir>/<run>/``, ``<results_dir>/<run>/`` and
+``<log_dir>/<run>/``, the roots of the command line; a resumed run's name is its checkpoint's
+folder's. It takes only folders it makes, or, at a resume, folders a run made.
 """
 
 import dataclasses
@@ -38,7 +38,7 @@ from utils.interrupt import GracefulStop, say
 from utils.random_state import get_rng_states, set_rng_states
 
 # A resumed run takes these from the command line, never from its checkpoint (see resume_hint).
-COMMAND_LINE_ONLY = ("data_dir", "judge", "results_dir", "log_dir", "device")
+COMMAND_LINE_ONLY = ("data_dir", "judge", "weights_dir", "results_dir", "log_dir", "device")
 LOCK_NAME = ".train.lock"
 
 
@@ -54,38 +54,27 @@ class Run:
     releases the lock; a stop by a signal ends the block quietly (``exit_code`` 128 + the
     signal), any other failure becomes one line that gives the command to continue.
 
-    Args:
-        config: the merged, checked configuration (``make_config``).
-        record: provenance (command, code, machine, start), saved with the configuration.
-        given: the flags the command line gave.
-        path, checkpoint: the checkpoint to continue, and its contents; None for a new run.
+    ``open_run`` makes it of the merged, checked configuration, the provenance ``record``, the
+    flags ``given`` on the command line and, at a resume, the checkpoint's path and contents.
     """
 
     def __init__(self, config: object, record: dict, given: set[str], path: Path | None = None,
                  checkpoint: dict | None = None) -> None:
         self.config, self.record, self.given = config, record, given
         self.path, self.checkpoint, self.last_checkpoint = path, checkpoint, None
-        self.weights = path.parent if path else Path(config.weights_dir) / config.run_name
         self.epochs_done = self.batch = self.step = 0  # batch: done in the epoch in progress
         self.epoch_start_rng: Tensor | None = None  # the data order's state when it began
         self.data_order = torch.Generator().manual_seed(config.seed)  # the loader's shuffle
-        self.exit_code, self.stop, self.lock = 0, GracefulStop(), None
+        self.exit_code, self.stop = 0, GracefulStop()
+        self.locks: list[FileLock] = []  # one in each of the run's folders
+        self.made: list[Path] = []  # the folders this process made
         self.started = self._session_start = time.time()
 
-    @property
-    def name(self) -> str:
-        """The run's name: its folders' name."""
-        return self.weights.name
-
-    @property
-    def results(self) -> Path:
-        """The run's folder of images and CSV logs."""
-        return Path(self.config.results_dir) / self.name
-
-    @property
-    def logs(self) -> Path:
-        """The run's TensorBoard folder."""
-        return Path(self.config.log_dir) / self.name
+    # The run's folders: a root of the command line, then the run's name.
+    name = property(lambda self: self.config.run_name)
+    weights = property(lambda self: Path(self.config.weights_dir) / self.name)
+    results = property(lambda self: Path(self.config.results_dir) / self.name)  # images, CSVs
+    logs = property(lambda self: Path(self.config.log_dir) / self.name)  # TensorBoard's
 
     def folders(self) -> list[Path]:
         """The run's weights, results and TensorBoard folders (one, where the roots are one)."""
@@ -95,8 +84,7 @@ class Run:
     def __enter__(self) -> "Run":
         self.stop.__enter__()
         try:
-            self.claim() if self.checkpoint is None else self.take_lock()
-            self.config = dataclasses.replace(self.config, run_name=self.name)
+            self.claim() if self.checkpoint is None else self.take_folders()
             self.write_config()
         except BaseException:
             self.__exit__(None, None, None)
@@ -113,57 +101,73 @@ class Run:
         Raises:
             ArgumentError: ``--run_name`` names folders that exist, or they cannot be made.
         """
-        base = self.weights
+        base = self.name
         for attempt in range(1, 1000):
-            self.weights = base.with_name(base.name + (f"-{attempt}" if attempt > 1 else ""))
-            made = []
+            name = base + (f"-{attempt}" if attempt > 1 else "")
+            self.config = dataclasses.replace(self.config, run_name=name)
             try:
-                for folder in self.folders():
-                    folder.parent.mkdir(parents=True, exist_ok=True)
-                    folder.mkdir()
-                    made.append(folder)
-                self.take_lock()
+                self.take_folders()
                 return
-            except OSError as error:
-                for folder in made:
-                    folder.rmdir()
-                if not isinstance(error, FileExistsError):
-                    raise ArgumentError(f"cannot make {error.filename} ({error.strerror}); give "
-                                        "writable --weights_dir, --results_dir and --log_dir"
-                                        ) from None
+            except FileExistsError as error:
+                self.release(keep=False)
                 if "run_name" in self.given:
-                    hint = (f"continue that run with --resume {shlex.quote(str(self.weights))}, or "
+                    more = (", or add --resume auto to continue that run"
                             if any(self.weights.glob(CHECKPOINT_GLOB)) else "")
-                    raise ArgumentError(f"--run_name {self.name}: {error.filename} exists; "
-                                        f"{hint}choose another --run_name") from None
-        raise ArgumentError(f"--run_name {base.name}: every suffix up to -999 is taken")
+                    raise ArgumentError(f"--run_name {name}: {error.filename} exists; choose "
+                                        f"another --run_name{more}") from None
+        raise ArgumentError(f"--run_name {base}: every suffix up to -999 is taken")
 
-    def take_lock(self) -> None:
-        """Take the run's lock, which the OS frees when the process ends; make its folders.
+    def take_folders(self) -> None:
+        """Take the run's folders, made now or, at a resume, made by a run; lock each.
+
+        A run leaves its lock file in each of its folders (the OS frees the lock when the
+        process ends, however it ends). A new run takes only folders it makes; a resumed run
+        also those that hold a lock file: never one that no run made, such as the shipped ones.
 
         Raises:
-            UserError: another train.py trains this run.
+            FileExistsError: a new run's folder exists.
+            ArgumentError: a folder cannot be made, or exists and no run made it.
+            UserError: another train.py holds one of the folders.
         """
-        lock = FileLock(self.weights / LOCK_NAME, timeout=0)
-        try:
-            lock.acquire()
-        except Timeout:
-            raise UserError(f"run {self.name} ({self.weights}) is being trained by another "
-                            "train.py; wait for it to end, or stop it first") from None
-        self.lock = lock
         for folder in self.folders():
-            folder.mkdir(parents=True, exist_ok=True)
+            new = [path for path in (folder, *folder.parents) if not path.exists()]
+            try:
+                folder.mkdir(parents=True)
+                self.made += reversed(new)  # the outermost first
+            except FileExistsError:
+                if self.checkpoint is None:
+                    raise
+                if not (folder / LOCK_NAME).is_file():
+                    raise ArgumentError(f"{folder} exists, and no run made it (it has no "
+                                        f"{LOCK_NAME}); a run writes only into its own folders: "
+                                        "give other --weights_dir, --results_dir or --log_dir"
+                                        ) from None
+            except OSError as error:
+                raise ArgumentError(f"cannot make {folder} ({error.strerror}); give writable "
+                                    "--weights_dir, --results_dir and --log_dir") from None
+            lock = FileLock(folder / LOCK_NAME, timeout=0)
+            try:
+                lock.acquire()
+            except Timeout:
+                raise UserError(f"run {self.name} ({folder}) is being trained by another "
+                                "train.py; wait for it to end, or stop it first") from None
+            self.locks.append(lock)
+
+    def release(self, keep: bool) -> None:
+        """Free the run's locks; unless ``keep``, remove the folders this process made."""
+        for lock in self.locks:
+            lock.release()
+            Path(lock.lock_file).touch()  # it marks a run's folder (filelock removes it on Windows)
+        for folder in [] if keep else reversed(self.made):
+            for name in (LOCK_NAME, "config.json"):
+                (folder / name).unlink(missing_ok=True)
+            with suppress(OSError):
+                folder.rmdir()
+        self.locks, self.made = [], []
 
     def __exit__(self, kind: type | None, error: BaseException | None, traceback: object
                  ) -> bool:
-        if self.lock is not None:
-            self.lock.release()
-            if self.checkpoint is None and self.last_checkpoint is None:  # a new run, no file
-                (self.weights / LOCK_NAME).unlink(missing_ok=True)
-                (self.results / "config.json").unlink(missing_ok=True)
-                for folder in self.folders():
-                    with suppress(OSError):
-                        folder.rmdir()
+        self.release(keep=self.last_checkpoint is not None)  # a run that wrote none leaves none
         self.stop.__exit__()
         if isinstance(error, Stopped):
             say(f"stopped after step {self.step}; {self.resume_hint()}")
@@ -182,23 +186,19 @@ class Run:
         return False
 
     def resume_hint(self) -> str:
-        """The command that continues the run, with the path flags this one was given."""
+        """The command that continues the run; --flag=value, as a value may begin with -."""
         if self.last_checkpoint is None:
             return "no checkpoint was written"
-        command = ["python", in_repository("train.py"), "--resume", str(self.last_checkpoint)]
-        for key in (key for key in COMMAND_LINE_ONLY if key in self.given):
-            command += [f"--{key}", str(getattr(self.config, key))]
+        command = ["python", in_repository("train.py"), f"--resume={self.last_checkpoint}",
+                   *(f"--{key}={getattr(self.config, key)}" for key in COMMAND_LINE_ONLY
+                     if key in self.given)]
         return (f"the last checkpoint, {self.last_checkpoint}, is intact; to continue: "
                 f"{shlex.join(command)}")
 
     # --- position and checkpoints ---
 
     def start(self, loader: DataLoader) -> None:
-        """Take the training batches' count; a resumed run must have its training set.
-
-        Raises:
-            ArgumentError: ``loader`` has another number of images than the run trained on.
-        """
+        """Take the batches' count; a resumed run needs its set of images (``ArgumentError``)."""
         images = self.record.setdefault("train_images", len(loader.dataset))
         if images != len(loader.dataset):  # the shuffle replay needs the same set
             raise ArgumentError(f"--data_dir {self.config.data_dir} holds {len(loader.dataset)} "
@@ -206,7 +206,7 @@ class Run:
                                 "--data_dir")
         self.n_batches = min(len(loader), self.config.limit_batches or len(loader))
         print(f"run {self.name}: {images} images, {self.n_batches} batches an epoch; "
-              f"TensorBoard: {shlex.join(['tensorboard', '--logdir', self.config.log_dir])}")
+              f"TensorBoard: tensorboard {shlex.quote(f'--logdir={self.config.log_dir}')}")
 
     @contextmanager
     def restoring(self) -> Iterator[dict]:
@@ -221,8 +221,8 @@ class Run:
         checkpoint = self.checkpoint
         self.epochs_done, self.batch, self.step = (checkpoint[key] for key in (
             "epochs_done", "batch", "step"))
-        self.epoch_start_rng = checkpoint["epoch_start_rng"]
         try:
+            self.epoch_start_rng = checkpoint["epoch_start_rng"]
             set_rng_states(checkpoint["rng"], self.data_order)
             yield checkpoint
         except (KeyError, RuntimeError, TypeError, ValueError) as error:
