@@ -66,8 +66,7 @@ class Run:
         self.epoch_start_rng: Tensor | None = None  # the data order's state when it began
         self.data_order = torch.Generator().manual_seed(config.seed)  # the loader's shuffle
         self.exit_code, self.stop = 0, GracefulStop()
-        self.locks: list[FileLock] = []  # one in each of the run's folders
-        self.made: list[Path] = []  # the folders this process made
+        self.locks, self.made = [], []  # one in each of the run's folders; those made here
         self.started = self._session_start = time.time()
 
     # The run's folders: a root of the command line, then the run's name.
@@ -157,7 +156,8 @@ class Run:
         """Free the run's locks; unless ``keep``, remove the folders this process made."""
         for lock in self.locks:
             lock.release()
-            Path(lock.lock_file).touch()  # it marks a run's folder (filelock removes it on Windows)
+            with suppress(OSError):  # it marks a run's folder (filelock removes it on Windows)
+                Path(lock.lock_file).touch()
         for folder in [] if keep else reversed(self.made):
             for name in (LOCK_NAME, "config.json"):
                 (folder / name).unlink(missing_ok=True)
