@@ -407,8 +407,9 @@ BAD_INPUTS = [  # (id, arguments, exit status, text the one-line message must ho
      "--eval_samples may fit"),
     ("unknown flag", ["--epochs", "5"], 2, "unrecognized arguments: --epochs 5"),
     ("results_dir under a file", ["--results_dir", not_a_folder], 2,
-     "/file/sub/2"),  # its default name, the start time
-    ("weights_dir under a file", ["--weights_dir", not_a_folder], 2, "--weights_dir"),
+     "(Not a directory); give writable --weights_dir, --results_dir and --log_dir"),
+    ("weights_dir under a file", ["--weights_dir", not_a_folder], 2,
+     "/file/sub/2"),  # then the default name, the start time: the path that cannot be made
     ("log_dir a file", ["--log_dir", a_file, "--run_name", "x"], 2,
      "/file/x (Not a directory); give writable --weights_dir, --results_dir and --log_dir"),
     ("resume missing file", ["--resume", "missing.pth"], 1, "missing.pth: no such file"),
