@@ -22,7 +22,7 @@ from utils.cli import (
     check_output,
     in_repository,
     int_at_least,
-    printable_output,
+    path,
     report,
     seed,
 )
@@ -66,27 +66,26 @@ def format_table(model: dict, real: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Evaluate, print and save; returns the exit status."""
-    printable_output()
     parser = OneLineErrorParser(prog="evaluate.py",
                                 description="Score a generator's samples on MNIST.")
-    parser.add_argument("--weights", default=in_repository("weights/generator_final.pth"),
-                        help="generator weights or checkpoint (default: %(default)s)")
-    parser.add_argument("--judge", default=in_repository("weights/judge.pth"),
-                        help="judge weights, made by train_judge.py (default: %(default)s)")
-    parser.add_argument("--data_dir", default="data",
-                        help="folder holding MNIST/raw (default: %(default)s)")
-    parser.add_argument("--n", type=int_at_least(MIN_SAMPLES), default=STANDARD_SAMPLES,
-                        help=f"samples to score, at least {MIN_SAMPLES} (default: %(default)s)")
-    parser.add_argument("--seed", type=seed, default=0,
-                        help="seed of the samples, in [0, 2**32) (default: %(default)s)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
-                        help="default: %(default)s")
-    parser.add_argument("--out", default=None,
-                        help="where to write the scores as JSON; an existing file is replaced "
-                             "only with --overwrite (default: <weights' name>_evaluation.json "
-                             "in the current folder)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="let --out replace an existing file (default: off)")
+    add = parser.add_argument
+    add("--weights", type=path, default=in_repository("weights/generator_final.pth"),
+        help="generator weights or checkpoint (default: %(default)s)")
+    add("--judge", type=path, default=in_repository("weights/judge.pth"),
+        help="judge weights, made by train_judge.py (default: %(default)s)")
+    add("--data_dir", type=path, default="data",
+        help="folder holding MNIST/raw (default: %(default)s)")
+    add("--n", type=int_at_least(MIN_SAMPLES), default=STANDARD_SAMPLES,
+        help=f"samples to score, at least {MIN_SAMPLES} (default: %(default)s)")
+    add("--seed", type=seed, default=0,
+        help="seed of the samples, in [0, 2**32) (default: %(default)s)")
+    add("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+        help="default: %(default)s")
+    add("--out", type=path, default=None,
+        help="where to write the scores as JSON; an existing file is replaced only with "
+             "--overwrite (default: <weights' name>_evaluation.json in the current folder)")
+    add("--overwrite", action="store_true",
+        help="let --out replace an existing file (default: off)")
     args = parser.parse_args(argv)
     try:
         return evaluate(args)

@@ -23,8 +23,8 @@ from utils.cli import (
     check_folder,
     check_output,
     in_repository,
+    path,
     positive_int,
-    printable_output,
     probability,
     report,
     seed,
@@ -36,35 +36,32 @@ from utils.visualize import image_format, sample_digit, save_image_grid
 
 def main(argv: list[str] | None = None) -> int:
     """Generate and save; returns the exit status."""
-    printable_output()
     parser = OneLineErrorParser(prog="generate.py",
                                 description="Draw MNIST digits with a trained generator.")
-    parser.add_argument("--weights", default=in_repository("weights/generator_final.pth"),
-                        help="generator weights or checkpoint (default: %(default)s)")
-    parser.add_argument("--n", type=positive_int, default=64,
-                        help="how many digits (default: %(default)s)")
-    parser.add_argument("--out", default="generated.png",
-                        help="one grid of all digits, in the format its suffix names; an "
-                             "existing file is replaced only with --overwrite "
-                             "(default: %(default)s)")
-    parser.add_argument("--out_dir", default=None,
-                        help="write one PNG per digit, 00000.png, 00001.png, ..., into this "
-                             "folder instead of a grid")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="let --out or --out_dir replace existing files (default: off)")
-    parser.add_argument("--digit", type=int, choices=range(10), default=None,
-                        help="only this digit, as the judge sees it (default: any)")
-    parser.add_argument("--min_confidence", type=probability, default=0.9,
-                        help="with --digit: the judge's least probability (default: %(default)s)")
-    parser.add_argument("--max_draws", type=positive_int, default=None,
-                        help="with --digit: give up after this many samples "
-                             "(default: 50 per digit asked for, at least 20000)")
-    parser.add_argument("--judge", default=in_repository("weights/judge.pth"),
-                        help="judge weights for --digit (default: %(default)s)")
-    parser.add_argument("--seed", type=seed, default=0,
-                        help="seed, in [0, 2**32) (default: %(default)s)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
-                        help="default: %(default)s")
+    add = parser.add_argument
+    add("--weights", type=path, default=in_repository("weights/generator_final.pth"),
+        help="generator weights or checkpoint (default: %(default)s)")
+    add("--n", type=positive_int, default=64, help="how many digits (default: %(default)s)")
+    add("--out", type=path, default="generated.png",
+        help="one grid of all digits, in the format its suffix names; an existing file is "
+             "replaced only with --overwrite (default: %(default)s)")
+    add("--out_dir", type=path, default=None,
+        help="write one PNG per digit, 00000.png, 00001.png, ..., into this folder instead of a "
+             "grid")
+    add("--overwrite", action="store_true",
+        help="let --out or --out_dir replace existing files (default: off)")
+    add("--digit", type=int, choices=range(10), default=None,
+        help="only this digit, as the judge sees it (default: any)")
+    add("--min_confidence", type=probability, default=0.9,
+        help="with --digit: the judge's least probability (default: %(default)s)")
+    add("--max_draws", type=positive_int, default=None,
+        help="with --digit: give up after this many samples (default: 50 per digit asked for, "
+             "at least 20000)")
+    add("--judge", type=path, default=in_repository("weights/judge.pth"),
+        help="judge weights for --digit (default: %(default)s)")
+    add("--seed", type=seed, default=0, help="seed, in [0, 2**32) (default: %(default)s)")
+    add("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+        help="default: %(default)s")
     args = parser.parse_args(argv)
     try:
         return generate(args)

@@ -32,9 +32,9 @@ from utils.cli import (
     in_repository,
     int_at_least,
     non_negative_int,
+    path,
     positive_float,
     positive_int,
-    printable_output,
     report,
     seed,
     unit_interval,
@@ -78,14 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
              "(default: %(default)s)")
     add("--sample_interval", type=positive_int, default=500,
         help="save a fixed-noise sample grid every N batches (default: %(default)s)")
-    add("--data_dir", default="data",
+    add("--data_dir", type=path, default="data",
         help="folder holding MNIST/raw; MNIST is downloaded there if missing "
              "(default: %(default)s)")
-    add("--results_dir", default="results",
+    add("--results_dir", type=path, default="results",
         help="images and training logs go to a sub-folder per run (default: %(default)s)")
-    add("--weights_dir", default="weights",
+    add("--weights_dir", type=path, default="weights",
         help="weights and checkpoints go to a sub-folder per run (default: %(default)s)")
-    add("--log_dir", default="logs",
+    add("--log_dir", type=path, default="logs",
         help="TensorBoard logs go to a sub-folder per run (default: %(default)s)")
     add("--run_name", type=folder_name, default=None,
         help="the run's sub-folder name in the three folders above; folders that exist are "
@@ -114,10 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
              "decay, reached after a warm-up (see utils/averaging.py), saved as "
              "generator_ema.pth and scored beside the generator; 0 turns it off "
              "(default: %(default)s)")
-    add("--judge", default=in_repository("weights/judge.pth"),
+    add("--judge", type=path, default=in_repository("weights/judge.pth"),
         help="the judge network (train_judge.py) for evaluation and for interpolations between "
              "chosen digits; without it, training goes on without both (default: %(default)s)")
-    add("--resume", metavar="PATH", default=None,
+    add("--resume", type=path, metavar="PATH", default=None,
         help="continue a run exactly where a checkpoint left it: a checkpoint file, a run's "
              "weights folder (its newest readable checkpoint), or 'auto' for the run trained "
              "last in --weights_dir (with --run_name: that run; a new run if there is none). "
@@ -239,8 +239,8 @@ def train(run: Run) -> None:
         with evaluating(netG):
             samples = generate_fixed_noise_grid(netG, fixed_noise, image(f"epoch_{epoch}_final"))
             if epoch % config.save_interval == 0 or last:
-                path = (endpoints if judge is None else digit_endpoints(netG, judge, config.seed))
-                save_interpolation_grid(netG, path, image(f"interpolation_epoch_{epoch}"),
+                ends = (endpoints if judge is None else digit_endpoints(netG, judge, config.seed))
+                save_interpolation_grid(netG, ends, image(f"interpolation_epoch_{epoch}"),
                                         n_steps=INTERPOLATION_STEPS)
         averaged = average and average.generator()  # BatchNorm statistics fit to its weights
         averaged_samples = None
@@ -286,7 +286,6 @@ def save_weights(folder: Path, suffix: str, netG: Generator, netD: Discriminator
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` (default: the command line) and train; returns the exit status."""
-    printable_output()
     argv = sys.argv[1:] if argv is None else argv
     flags = vars(build_parser().parse_args(argv))
     given = {token[2:].split("=")[0] for token in argv if token.startswith("--")}

@@ -25,9 +25,9 @@ from utils.cli import (
     OneLineErrorParser,
     check_output,
     in_repository,
+    path,
     positive_float,
     positive_int,
-    printable_output,
     report,
     seed,
 )
@@ -70,27 +70,22 @@ def train_judge(images: torch.Tensor, labels: torch.Tensor, epochs: int, batch_s
 
 def main(argv: list[str] | None = None) -> int:
     """Train, test and save the judge; returns the exit status."""
-    printable_output()
     parser = OneLineErrorParser(prog="train_judge.py", description="Train the MNIST judge network.")
-    parser.add_argument("--data_dir", default="data", help="folder holding MNIST/raw "
-                        "(default: %(default)s)")
-    parser.add_argument("--epochs", type=positive_int, default=6,
-                        help="epochs (default: %(default)s)")
-    parser.add_argument("--batch_size", type=positive_int, default=128,
-                        help="batch size (default: %(default)s)")
-    parser.add_argument("--lr", type=positive_float, default=1e-3,
-                        help="Adam learning rate (default: %(default)s)")
-    parser.add_argument("--seed", type=seed, default=0,
-                        help="seed, in [0, 2**32) (default: %(default)s)")
-    parser.add_argument("--out", default=in_repository("weights/judge.pth"),
-                        help="weights file; a .json with its accuracy goes beside it. Existing "
-                             "files (such as the shipped judge, with which every score of this "
-                             "repository was measured) are replaced only with --overwrite "
-                             "(default: %(default)s)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="let --out and its .json replace existing files (default: off)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
-                        help="default: %(default)s")
+    add = parser.add_argument
+    add("--data_dir", type=path, default="data",
+        help="folder holding MNIST/raw (default: %(default)s)")
+    add("--epochs", type=positive_int, default=6, help="epochs (default: %(default)s)")
+    add("--batch_size", type=positive_int, default=128, help="batch size (default: %(default)s)")
+    add("--lr", type=positive_float, default=1e-3, help="Adam learning rate (default: %(default)s)")
+    add("--seed", type=seed, default=0, help="seed, in [0, 2**32) (default: %(default)s)")
+    add("--out", type=path, default=in_repository("weights/judge.pth"),
+        help="weights file; a .json with its accuracy goes beside it. Existing files (such as the "
+             "shipped judge, with which every score of this repository was measured) are "
+             "replaced only with --overwrite (default: %(default)s)")
+    add("--overwrite", action="store_true",
+        help="let --out and its .json replace existing files (default: off)")
+    add("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+        help="default: %(default)s")
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     try:

@@ -335,6 +335,11 @@ def checkpoint_without_position(at: Where) -> str:
     return str(at.tmp / "odd.pth")
 
 
+def dangling_link(at: Where) -> str:
+    (at.tmp / "gone").symlink_to(at.tmp / "nowhere")
+    return str(at.tmp / "gone")
+
+
 def a_file(at: Where) -> str:
     (at.tmp / "file").write_text("x")
     return str(at.tmp / "file")
@@ -412,6 +417,10 @@ BAD_INPUTS = [  # (id, arguments, exit status, text the one-line message must ho
      "/file/sub/2"),  # then the default name, the start time: the path that cannot be made
     ("log_dir a file", ["--log_dir", a_file, "--run_name", "x"], 2,
      "/file/x (Not a directory); give writable --weights_dir, --results_dir and --log_dir"),
+    ("judge with a terminal escape", ["--judge", "\x1b]0;title\x07.pth"], 2,
+     "argument --judge: expected a path of printable characters, got '\\x1b]0;title\\x07.pth'"),
+    ("weights_dir a link to nothing", ["--weights_dir", dangling_link, "--run_name", "x"], 2,
+     "/gone/x ("),
     ("resume missing file", ["--resume", "missing.pth"], 1, "missing.pth: no such file"),
     ("resume truncated", ["--resume", truncated_checkpoint], 1, "cut.pth is damaged (its zip"),
     ("resume bit flipped", ["--resume", flipped_checkpoint], 1,

@@ -22,7 +22,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from filelock import FileLock
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -41,7 +40,6 @@ from tests.conftest import (
 from utils.errors import ArgumentError
 from utils.files import append_line, atomic_path, open_for_append
 from utils.recorder import TrainingLog, quiet_tensorboard_thread
-from utils.run import LOCK_NAME
 
 QUICK = [*NARROW, "--batch_size", "16", "--eval_interval", "0", "--ema_decay", "0",
          "--device", "cpu"]
@@ -425,18 +423,17 @@ def test_a_full_disk_under_the_tensorboard_thread_is_one_line(
 
 
 def test_a_missing_judge_warns_and_trains(mnist_root: Path, tmp_path: Path) -> None:
-    judge = tmp_path / "\x1b]0;title\x07nowhere.pth"  # a terminal escape: printed as text
+    judge = tmp_path / "nowhere.pth"
     result = run_train(*NARROW, "--n_epochs", "1", "--limit_batches", "2", "--batch_size",
                        "16", "--save_interval", "1", "--eval_samples", "64", "--data_dir",
                        str(mnist_root), "--judge", str(judge), "--device", "cpu",
                        *output_flags(tmp_path))
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if "warning" in line]
-    assert warnings == [f"train.py: warning: {tmp_path}/\\x1b]0;title\\x07nowhere.pth is missing: "
-                        "make it "
-                        "with `python train_judge.py` (about 2 minutes on a CPU), or pass the "
-                        "file with --judge; training without evaluation, and with "
-                        "interpolations between random points"]
+    assert warnings == [f"train.py: warning: {judge} is missing: make it with `python "
+                        "train_judge.py` (about 2 minutes on a CPU), or pass the file with "
+                        "--judge; training without evaluation, and with interpolations between "
+                        "random points"]
     results = tmp_path / "results" / RUN
     assert (results / "interpolation_epoch_1.png").is_file()
     assert pd.read_csv(results / "evaluation_history.csv").empty
@@ -751,6 +748,31 @@ def test_a_checkpoint_outside_a_folder_named_as_a_run_is_refused(short_run: Path
     assert snapshot(tmp_path) == before
 
 
+REFUSED = ("{} exists and is not this run's: a resumed run writes into folders that exist only "
+           "when its checkpoint is in {}/ and they hold a run's .train.lock; give the run's "
+           "--weights_dir, --results_dir and --log_dir, or new ones")
+
+
+def test_a_checkpoint_from_elsewhere_gets_new_folders_never_a_namesakes(
+    short_run: Path, mnist_root: Path, tiny_judge: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(short_run, tmp_path / "here")  # a finished run named RUN, here
+    copy = shutil.copytree(short_run / "weights" / RUN, tmp_path / "elsewhere" / RUN)
+    checkpoint = copy / "checkpoint_step_00000003.pth"  # of another clone, also named RUN
+    flags = [*resume_flags(mnist_root, tiny_judge, tmp_path / "here"), "--n_epochs", "3"]
+    before = snapshot(tmp_path)
+    refused = run_train(*flags, "--resume", str(checkpoint))
+    weights = tmp_path / "here" / "weights" / RUN
+    assert refused.returncode == 2
+    assert last_line(refused) == "train.py: error: " + REFUSED.format(weights, weights)
+    assert snapshot(tmp_path) == before  # no final weights replaced, no CSV rewound
+    moved = run_train(*flags, "--resume", str(checkpoint), *roots(tmp_path / "new"))
+    assert moved.returncode == 0, moved.stderr
+    assert csv_steps(tmp_path / "new" / "results" / RUN) == list(range(4, 10))
+    assert snapshot(tmp_path / "elsewhere") == {  # read there, never written
+        k.removeprefix("elsewhere/"): v for k, v in before.items() if k.startswith("elsewhere/")}
+
+
 def test_a_resumed_run_writes_into_no_folder_that_no_run_made(
     short_run: Path, mnist_root: Path, tiny_judge: Path, tmp_path: Path
 ) -> None:
@@ -767,10 +789,8 @@ def test_a_resumed_run_writes_into_no_folder_that_no_run_made(
     refused = run_train(*flags, "--resume", str(checkpoint), "--run_name", "results",
                         "--results_dir", str(clone))
     assert refused.returncode == 2
-    assert last_line(refused) == (
-        f"train.py: error: {clone / 'results'} exists, and no run made it (it has no .train.lock); "
-        "a run writes only into its own folders: give other --weights_dir, --results_dir or "
-        "--log_dir")
+    assert last_line(refused) == "train.py: error: " + REFUSED.format(
+        clone / "results", checkpoint.parent)
     assert snapshot(tmp_path) == before
     # a checkpoint at the top of the clone's weights: read there, written in --weights_dir
     top = Path(shutil.copy(checkpoint, clone / "weights"))
@@ -782,16 +802,14 @@ def test_a_resumed_run_writes_into_no_folder_that_no_run_made(
         top.name, "generator_final.pth"]
 
 
-def test_a_copy_of_a_run_in_progress_is_refused_its_results_and_logs(
-    short_run: Path, mnist_root: Path, tiny_judge: Path, tmp_path: Path
-) -> None:
-    shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
-    copy = shutil.copytree(tmp_path / "weights" / RUN, tmp_path / "backup" / RUN)
-    results = tmp_path / "results" / RUN
-    with FileLock(results / LOCK_NAME, timeout=0):  # the original, training
-        result = run_train(*resume_flags(mnist_root, tiny_judge, tmp_path), "--resume",
-                           str(copy / "checkpoint_step_00000003.pth"))
-    assert result.returncode == 1
-    assert last_line(result) == (f"train.py: error: run {RUN} ({results}) is being trained by "
-                                 "another train.py; wait for it to end, or stop it first")
-    assert csv_steps(results) == [1, 2, 3, 4, 5, 6]  # the original's log, untouched
+def test_roots_that_are_one_folder_through_a_link_hold_one_run(mnist_root: Path,
+                                                                tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "out")
+    result = run_train(*quick_flags(mnist_root, tmp_path), "--n_epochs", "1", "--limit_batches",
+                       "2", "--run_name", RUN, "--weights_dir", str(tmp_path / "out"),
+                       "--results_dir", str(tmp_path / "link"), "--log_dir", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    files = os.listdir(tmp_path / "out" / RUN)
+    assert {"generator_final.pth", "training_data.csv", "config.json"} <= set(files)
+    assert len([name for name in files if name.startswith("events.out.tfevents.")]) == 1

@@ -36,35 +36,9 @@ def in_repository(name: str) -> str:
         return str(REPOSITORY / name)
 
 
-def printable(text: str, keep: str = "") -> str:
-    """``text`` with control characters (terminal escapes, newlines) shown as escapes.
-
-    ``keep``: the characters to leave as they are (line ends, for a whole output).
-    """
-    return "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
-
-
-class PrintableStream:
-    """A stream that shows control characters but line ends as escapes: names print as text."""
-
-    def __init__(self, stream: object) -> None:
-        self.stream = stream
-
-    def write(self, text: str) -> int:  # noqa: D102 (a stream's)
-        return self.stream.write(printable(text, keep="\n\r"))
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.stream, name)
-
-
-def printable_output() -> None:
-    """Make stdout and stderr ``PrintableStream``, and print what the terminal lacks escaped."""
-    for name in ("stdout", "stderr"):
-        stream = getattr(sys, name)
-        if hasattr(stream, "reconfigure"):  # not when a test captures the output
-            stream.reconfigure(errors="backslashreplace")
-        if not isinstance(stream, PrintableStream):
-            setattr(sys, name, PrintableStream(stream))
+def printable(text: str) -> str:
+    """``text`` with control characters (terminal escapes, newlines) shown as escapes."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _checked(convert: Callable, test: Callable, what: str) -> Callable:
@@ -93,6 +67,8 @@ positive_float = _checked(float, lambda v: 0 < v < float("inf"), "a positive num
 unit_interval = _checked(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
 probability = _checked(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
 seed = _checked(int, lambda v: 0 <= v < 2**32, "an integer in [0, 2**32)")  # NumPy's range
+# Every path flag: a path prints, and pastes into a shell, as it is.
+path = _checked(str, str.isprintable, "a path of printable characters")
 # A run's sub-folder name: nothing hidden, no separators, at most 60 characters.
 folder_name = _checked(str, lambda v: re.fullmatch(r"\w[\w.+-]{0,59}", v) is not None,
                        "a folder name of at most 60 letters, digits and _ . + - (not starting "

@@ -5,7 +5,8 @@ train.py holds the GAN and says when everything happens; a ``Run`` (a new one, o
 only writer of the run's position (``epochs_done``, ``batch``, ``step``). A run, new or
 resumed, writes into ``<weights_dir>/<run>/``, ``<results_dir>/<run>/`` and
 ``<log_dir>/<run>/``, the roots of the command line; a resumed run's name is its checkpoint's
-folder's. It takes only folders it makes, or, at a resume, folders a run made.
+folder's. It takes only folders it makes, or, resumed from a checkpoint in its weights
+folder, the folders of that run.
 """
 
 import dataclasses
@@ -77,13 +78,13 @@ class Run:
 
     def folders(self) -> list[Path]:
         """The run's weights, results and TensorBoard folders (one, where the roots are one)."""
-        return list({os.path.abspath(folder): folder
+        return list({os.path.realpath(folder): folder
                      for folder in (self.weights, self.results, self.logs)}.values())
 
     def __enter__(self) -> "Run":
         self.stop.__enter__()
         try:
-            self.claim() if self.checkpoint is None else self.take_folders()
+            self.claim()
             self.write_config()
         except BaseException:
             self.__exit__(None, None, None)
@@ -91,14 +92,15 @@ class Run:
         return self
 
     def claim(self) -> None:
-        """Take a new run's folders: made here, so no other run's files are in them.
+        """Take the run's folders: made now, or those of the run its checkpoint is in.
 
         A default name that is taken gets a suffix ``-2``, ``-3``, ...; a taken
-        ``--run_name`` is refused. Making a folder that exists fails, so of two train.py
-        starting at once each gets its own name.
+        ``--run_name``, or a resumed run's folder that is not its own, is refused. Making a
+        folder that exists fails, so of two train.py starting at once each gets its own name.
 
         Raises:
-            ArgumentError: ``--run_name`` names folders that exist, or they cannot be made.
+            ArgumentError: the folders are taken, or cannot be made.
+            UserError: another train.py holds one of the folders.
         """
         base = self.name
         for attempt in range(1, 1000):
@@ -109,6 +111,12 @@ class Run:
                 return
             except FileExistsError as error:
                 self.release(keep=False)
+                if self.checkpoint is not None:
+                    raise ArgumentError(
+                        f"{error.filename} exists and is not this run's: a resumed run writes "
+                        f"into folders that exist only when its checkpoint is in {self.weights}/ "
+                        f"and they hold a run's {LOCK_NAME}; give the run's --weights_dir, "
+                        "--results_dir and --log_dir, or new ones") from None
                 if "run_name" in self.given:
                     more = (", or add --resume auto to continue that run"
                             if any(self.weights.glob(CHECKPOINT_GLOB)) else "")
@@ -117,30 +125,26 @@ class Run:
         raise ArgumentError(f"--run_name {base}: every suffix up to -999 is taken")
 
     def take_folders(self) -> None:
-        """Take the run's folders, made now or, at a resume, made by a run; lock each.
+        """Make the run's folders, or at a resume in place take those a run made; lock each.
 
         A run leaves its lock file in each of its folders (the OS frees the lock when the
-        process ends, however it ends). A new run takes only folders it makes; a resumed run
-        also those that hold a lock file: never one that no run made, such as the shipped ones.
-
-        Raises:
-            FileExistsError: a new run's folder exists.
-            ArgumentError: a folder cannot be made, or exists and no run made it.
-            UserError: another train.py holds one of the folders.
+        process ends, however it ends). A resumed run whose checkpoint is in its weights
+        folder takes its folders that hold a lock file; any other folder that exists is not
+        its own (``FileExistsError``): another run's, a copy's, or the shipped ones.
         """
+        in_place = self.path is not None and self.path.parent.resolve() == self.weights.resolve()
         for folder in self.folders():
             new = [path for path in (folder, *folder.parents) if not path.exists()]
             try:
                 folder.mkdir(parents=True)
                 self.made += reversed(new)  # the outermost first
-            except FileExistsError:
-                if self.checkpoint is None:
-                    raise
-                if not (folder / LOCK_NAME).is_file():
-                    raise ArgumentError(f"{folder} exists, and no run made it (it has no "
-                                        f"{LOCK_NAME}); a run writes only into its own folders: "
+            except FileExistsError as error:
+                if Path(error.filename) != folder:  # a root that is a link to nothing, say
+                    raise ArgumentError(f"cannot make {folder} ({error.filename} is in the way); "
                                         "give other --weights_dir, --results_dir or --log_dir"
                                         ) from None
+                if not (in_place and (folder / LOCK_NAME).is_file()):
+                    raise
             except OSError as error:
                 raise ArgumentError(f"cannot make {folder} ({error.strerror}); give writable "
                                     "--weights_dir, --results_dir and --log_dir") from None
