@@ -123,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
              "last in --weights_dir (with --run_name: that run; a new run if there is none). "
              "The run's name is its checkpoint's folder's; every path (--data_dir, --judge, "
              "the three folders of the run) and --device are this command line's, as for a new "
-             "run; a checkpoint not in <weights_dir>/<run> gets new folders. Other flags left out are the run's own; those that change the computation "
+             "run; a checkpoint not in <weights_dir>/<run> gets new folders. Other flags left "
+             "out are the run's own; those that change the computation "
              f"({', '.join(FIXED_AT_RESUME)}) cannot change (default: a new run)")
     add("--amp", action="store_true",
         help="bfloat16 autocast for the networks (CUDA, and CPUs with AVX512-BF16 or AMX): "
