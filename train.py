@@ -43,7 +43,6 @@ from utils.config import FIXED_AT_RESUME, open_run
 from utils.data_loader import load_mnist, make_loader
 from utils.device import fastest_memory_format, note_unused_gpu
 from utils.metrics import MIN_SAMPLES, evaluate_generator, make_reference
-from utils.random_state import seed_everything
 from utils.recorder import TrainingLog, quiet_tensorboard_thread
 from utils.run import Run
 from utils.step import gan_step
@@ -93,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
         help="auto picks cuda, then mps (Apple GPUs), then cpu (default: %(default)s)")
     add("--seed", type=seed, default=0,
-        help="seed of Python, NumPy and PyTorch, in [0, 2**32) (default: %(default)s)")
+        help="seed of the weights, the noise and the data order, in [0, 2**32) "
+             "(default: %(default)s)")
     add("--limit_batches", type=positive_int, default=None,
         help="train only the first N batches of each epoch, for smoke tests and quick looks "
              "(default: all)")
@@ -163,7 +163,7 @@ def train(run: Run) -> None:
     torch.backends.cudnn.deterministic = config.deterministic
     print(f"device: {config.device}")
     note_unused_gpu(device)
-    seed_everything(config.seed)
+    torch.manual_seed(config.seed)  # the networks' weights and noise, on every device
 
     # MNIST as one tensor in [-1, 1] on the device, shuffled anew each epoch by run.data_order.
     images, _ = load_mnist(config.data_dir, train=True)

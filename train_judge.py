@@ -36,7 +36,6 @@ from utils.device import resolve_device
 from utils.errors import ArgumentError
 from utils.files import atomic_path
 from utils.metrics import judge_images
-from utils.random_state import seed_everything
 
 
 def accuracy(judge: Judge, images: torch.Tensor, labels: torch.Tensor) -> float:
@@ -51,7 +50,7 @@ def train_judge(images: torch.Tensor, labels: torch.Tensor, epochs: int, batch_s
 
     Cross-entropy, Adam, and a learning rate that decays to 0 along a cosine.
     """
-    seed_everything(seed)
+    torch.manual_seed(seed)
     judge = Judge().to(device)
     optimizer = Adam(judge.parameters(), lr=lr)
     order = torch.Generator().manual_seed(seed)

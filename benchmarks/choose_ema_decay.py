@@ -27,7 +27,6 @@ from utils.data_loader import load_mnist, make_loader
 from utils.device import fastest_memory_format, resolve_device
 from utils.metrics import evaluate_generator, make_reference
 from utils.provenance import describe_machine
-from utils.random_state import seed_everything
 from utils.step import gan_step
 
 REFERENCE_IMAGES = 10_000  # the last training images (trained on too) serve as the reference
@@ -64,7 +63,7 @@ def main() -> None:
     args = p.parse_args()
     eval_epochs = {int(e) for e in args.eval_epochs.split(",")}
     device, seed = resolve_device("auto"), 0
-    seed_everything(seed)  # as train.py: the networks, their optimisers, the data order
+    torch.manual_seed(seed)  # as train.py: the networks, their optimisers, the data order
     images, labels = load_mnist(args.data_dir, train=True)
     memory_format = fastest_memory_format(device)
     netG = Generator().to(device, memory_format=memory_format)

@@ -1,20 +1,10 @@
 """An exponential moving average of the generator's weights (Yazici et al., ICLR 2019).
 
-The average changes nothing in training: after each step its weights move towards the
-generator's by ``1 - decay``. Two details make it work from the first epoch on:
-
-- Warm-up: the decay after ``n`` updates is ``min(decay, (1 + n) / (10 + n))``, the ramp of
-  TensorFlow's ``ExponentialMovingAverage(num_updates=...)``. The early, fast-changing
-  weights are forgotten quickly: until the ramp reaches ``decay``, the average's window,
-  ``1 / (1 - decay)``, is about a ninth of the steps so far, so it never lags far behind a
-  generator that is still improving.
-- BatchNorm statistics: running statistics collected by other weights do not fit averaged
-  weights. Before the average is used, ``torch.optim.swa_utils.update_bn`` estimates them
-  afresh for its own weights, from ``BN_SAMPLES`` fixed noise vectors in training mode, as
-  Izmailov et al. (2018) do for SWA.
-
-``torch.optim.swa_utils.AveragedModel`` is not used: it reads its update counter from a
-tensor at every step, which would stall a GPU, and has no warm-up.
+It changes nothing in training: after each step its weights move towards the generator's by
+``1 - decay``. A warm-up (TensorFlow's ``num_updates`` ramp) forgets the early weights fast,
+and before use its BatchNorm statistics are estimated afresh for its own weights, as SWA does
+(Izmailov et al., 2018). Why and how chosen: docs/averaging.md. ``AveragedModel`` is not
+used: it reads its update counter from a tensor at every step (a GPU stall) and has no warm-up.
 """
 
 import copy
@@ -29,14 +19,10 @@ BN_SAMPLES, BN_BATCH_SIZE = 5120, 256  # noise for the BatchNorm statistics of t
 
 
 class GeneratorAverage:
-    """An exponential moving average of a generator's weights, with warm-up.
+    """The average of ``netG``'s weights, starting as a copy, with ``decay`` after the warm-up.
 
-    Args:
-        netG: the generator being trained; the average starts as a copy of it.
-        decay: the largest decay, reached after the warm-up (in (0, 1)).
-        seed: the run's seed; the noise that the BatchNorm statistics are estimated on is
-            drawn from ``seed + 1`` (evaluations draw from ``seed``) by a generator of its
-            own, so averaging leaves the training run's random state unchanged.
+    The noise for its BatchNorm statistics is drawn from ``seed + 1`` by a generator of its
+    own, so averaging leaves the run's random state unchanged.
     """
 
     def __init__(self, netG: Generator, decay: float, seed: int) -> None:

@@ -1,9 +1,8 @@
 """Weight files and checkpoints: written atomically, verified before they are read.
 
-A checkpoint (``weights/<run>/checkpoint_step_{S}.pth``) holds everything needed to continue
-a run exactly; a weights file is a plain state dict. Every file is read by
-``read_torch_file``: the CRC of each entry of the file's zip is checked first (a flipped bit
-is refused, not trained on), and ``torch.load(weights_only=True)`` never runs code.
+A checkpoint holds everything needed to continue a run exactly; a weights file is a state
+dict. Every file is read by ``read_torch_file``: its zip's CRCs checked first (a flipped bit
+is refused, not trained on), then ``torch.load(weights_only=True)``, which runs no code.
 """
 
 import pickle
@@ -45,12 +44,7 @@ def cpu_state(net: nn.Module) -> dict[str, Tensor]:
 
 
 def read_torch_file(path: str | Path) -> object:
-    """A file of ``torch.save``, verified, then read onto the CPU without running any code.
-
-    Raises:
-        CheckpointError: one line naming the file: missing, a folder, damaged (truncated,
-            a CRC that does not match), not a PyTorch file, or a pickled object.
-    """
+    """A file of ``torch.save``, verified, read onto the CPU; else a ``CheckpointError``."""
     path = Path(path)
     if not path.is_file():
         what = "is a folder; pass a .pth file in it" if path.is_dir() else "no such file"
@@ -93,11 +87,7 @@ def load_checkpoint(path: str | Path) -> dict:
 def newest_checkpoint(run_dir: str | Path) -> tuple[Path, dict]:
     """The newest readable checkpoint of a run's weights folder, and its contents.
 
-    The older checkpoints that rotation keeps are there for this: a damaged newest one is
-    skipped, and said so.
-
-    Raises:
-        CheckpointError: the folder holds no readable checkpoint.
+    A damaged newest one is skipped, and said so: rotation keeps the older ones for this.
     """
     skipped = 0
     for path in sorted(Path(run_dir).glob(CHECKPOINT_GLOB), reverse=True):
@@ -118,13 +108,9 @@ def is_state_dict(obj: object) -> bool:
 
 
 def load_state_dict_from(path: str | Path, kind: str) -> dict[str, Tensor]:
-    """The ``kind`` (``"generator"`` or ``"discriminator"``) state dict stored in ``path``.
+    """The ``kind`` (generator or discriminator) state dict of a weights file or checkpoint.
 
-    ``path`` may be a plain state dict or a checkpoint; the name prefix of a
-    ``torch.compile``d network's state dict is removed.
-
-    Raises:
-        CheckpointError: unreadable file, or weights of the other network or another model.
+    Weights of the other network or of another model are named and refused.
     """
     obj = read_torch_file(path)
     if isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT:

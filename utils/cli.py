@@ -26,9 +26,8 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 def in_repository(name: str) -> str:
     """A file of this repository (``weights/judge.pth``, ``train.py``), as a path from here.
 
-    The defaults of the files the repository ships, and the commands the scripts print,
-    resolve against the repository, so that they work from any folder; outputs and
-    ``--data_dir`` stay relative to the current folder, as users expect of a script.
+    So shipped files and printed commands work from any folder; outputs and ``--data_dir``
+    stay relative to the current folder, as users expect of a script.
     """
     try:
         return os.path.relpath(REPOSITORY / name)
@@ -66,7 +65,7 @@ non_negative_int = int_at_least(0)
 positive_float = _checked(float, lambda v: 0 < v < float("inf"), "a positive number")
 unit_interval = _checked(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
 probability = _checked(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
-seed = _checked(int, lambda v: 0 <= v < 2**32, "an integer in [0, 2**32)")  # NumPy's range
+seed = _checked(int, lambda v: 0 <= v < 2**32, "an integer in [0, 2**32)")
 # Every path flag: a path prints, and pastes into a shell, as it is.
 path = _checked(str, str.isprintable, "a path of printable characters")
 # A run's sub-folder name: nothing hidden, no separators, at most 60 characters.
@@ -76,13 +75,7 @@ folder_name = _checked(str, lambda v: re.fullmatch(r"\w[\w.+-]{0,59}", v) is not
 
 
 def check(name: str, value: object, kind: Callable) -> object:
-    """``value`` checked by ``kind`` (one of the types above) as the flag ``name`` would be.
-
-    For values that come from Python rather than a command line (``torch.hub.load``).
-
-    Raises:
-        ValueError: naming ``name``.
-    """
+    """A number from Python (``torch.hub.load``) checked by ``kind`` as a flag; ``ValueError``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):  # NumPy's too
         raise ValueError(f"{name}: expected a number, got {value!r}")
     try:
@@ -94,8 +87,7 @@ def check(name: str, value: object, kind: Callable) -> object:
 def report(script: str, error: BaseException, out_of_memory_hint: str) -> int:
     """Print ``error`` (or Ctrl-C) as the script's one-line error; returns the exit status.
 
-    A ``UserError`` says what to do itself; running out of memory gets
-    ``out_of_memory_hint`` (which flag to lower); anything else its type and first line.
+    Running out of memory gets ``out_of_memory_hint`` (which flag to lower).
     """
     if isinstance(error, KeyboardInterrupt):
         message, code = "interrupted (Ctrl-C); files are written whole or not at all", 130
@@ -112,8 +104,7 @@ def report(script: str, error: BaseException, out_of_memory_hint: str) -> int:
 def describe(error: BaseException) -> str:
     """One line for an error: an ``OSError``'s own, else its type and text.
 
-    This program's own file writes name their file; an ``OSError`` that names none is one
-    of printing (a full disk or a closed pipe behind stdout or stderr), and says so.
+    This program's file writes name their file: an ``OSError`` that names none is printing's.
     """
     if isinstance(error, OSError):
         named = error.filename or "cannot write" in str(error)
@@ -122,14 +113,9 @@ def describe(error: BaseException) -> str:
 
 
 def check_output(path: str | Path, flag: str, overwrite: bool = False) -> Path:
-    """Check, before any work, that the file ``path`` can be written (its folder is made).
+    """Check before any work that ``path`` can be written (``ArgumentError`` naming ``flag``).
 
-    The check is early, for the user's sake; the file is written with ``atomic_path``, whose
-    ``replace=overwrite`` refuses an existing file again at that moment.
-
-    Raises:
-        ArgumentError: naming ``flag``: ``path`` is a folder, exists (unless ``overwrite``),
-            or its folder cannot be made or written.
+    ``atomic_path(replace=overwrite)`` checks again as the file is written.
     """
     path = Path(path)
     if path.is_dir():
@@ -141,11 +127,7 @@ def check_output(path: str | Path, flag: str, overwrite: bool = False) -> Path:
 
 
 def check_folder(folder: str | Path, flag: str) -> Path:
-    """Make ``folder`` if missing and check that files can be written in it.
-
-    Raises:
-        ArgumentError: naming ``flag`` and the folder.
-    """
+    """Make ``folder`` if missing and check that files can be written in it."""
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)

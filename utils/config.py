@@ -1,9 +1,7 @@
 """Which run a train.py command trains, and its configuration: the flags, merged and checked.
 
-A new run takes the command line's flags. ``--resume`` continues a run from a checkpoint:
-flags left out are the run's own, except the paths and the device, which always come from
-the command line (``COMMAND_LINE_ONLY``): no path stored in a checkpoint decides what a run
-reads or where it writes.
+At ``--resume``, flags left out are the run's own, except the paths and the device
+(``COMMAND_LINE_ONLY``): no path stored in a checkpoint decides what a run reads or writes.
 """
 
 import argparse
@@ -27,15 +25,10 @@ NOT_INHERITED = ("resume", "debug", "run_name", *COMMAND_LINE_ONLY)
 
 
 def open_run(flags: dict, given: set[str], command: str) -> "Run | None":
-    """The run this command trains, its configuration merged and checked; None if finished.
+    """The run this command trains; None if it has finished.
 
-    Args:
-        flags: every flag's value (defaults included).
-        given: the flags the command line gave explicitly.
-        command: the command line, for the run's record.
-
-    Raises:
-        ArgumentError, CheckpointError: one line that says what to change.
+    ``flags``: every flag's value; ``given``: those the command line gave; ``command``: the
+    command line, for the run's record.
     """
     found = find_checkpoint(flags, given)
     if found is None:
@@ -82,11 +75,7 @@ def is_run_name(name: str) -> bool:
 def find_checkpoint(flags: dict, given: set[str]) -> tuple[Path, dict] | None:
     """The checkpoint that ``--resume`` names, and its contents; None for a new run.
 
-    ``auto`` takes the newest readable checkpoint of ``--run_name``'s run, or of the run
-    whose checkpoint was written last; with no such run a new run starts.
-
-    Raises:
-        CheckpointError: the checkpoint is unreadable.
+    ``auto``: the run of ``--run_name``, or the one whose checkpoint was written last.
     """
     resume, weights_dir = flags["resume"], Path(flags["weights_dir"])
     if resume is None:
@@ -107,14 +96,10 @@ def find_checkpoint(flags: dict, given: set[str]) -> tuple[Path, dict] | None:
 
 
 def make_config(flags: dict, given: set[str], resumed: dict | None = None) -> object:
-    """Merge the command line's ``flags`` with a resumed run's configuration, then check them.
+    """The flags, those not ``given`` taken from a ``resumed`` run's config, checked.
 
-    Flags not ``given`` are taken from ``resumed`` (the checkpoint's ``config``), except
-    those of ``NOT_INHERITED``. Returns a frozen dataclass with one field per flag.
-
-    Raises:
-        ArgumentError: a flag of ``FIXED_AT_RESUME`` differs from the resumed run's, the
-            device is not available, or ``--amp`` is not supported on it.
+    Returns a frozen dataclass with one field per flag. A flag of ``FIXED_AT_RESUME`` that
+    differs from the run's, or a device or ``--amp`` not here, is an ``ArgumentError``.
     """
     values = dict(flags)
     for key, value in (resumed or {}).items():

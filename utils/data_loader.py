@@ -1,9 +1,7 @@
 """MNIST, decoded and normalised once, served a batch at a time.
 
-torchvision's IDX readers give the whole set as one uint8 tensor. Converting it once
-with the same arithmetic as ``ToTensor()`` + ``Normalize(0.5, 0.5)`` gives the values the
-textbook pipeline gives, without redoing PIL and transform work for every image of every
-epoch; a batch is then one tensor indexing operation.
+The whole set is one tensor with the values of ``ToTensor()`` + ``Normalize(0.5, 0.5)``, so
+no PIL or transform work is redone for each image of each epoch; a batch is one indexing.
 """
 
 import os
@@ -20,11 +18,9 @@ from utils.errors import ArgumentError, UserError
 
 
 def to_model_range(images: Tensor) -> Tensor:
-    """Map uint8 images ``(N, 28, 28)`` to float32 ``(N, 1, 28, 28)`` in [-1, 1].
+    """uint8 images ``(N, 28, 28)`` as float32 ``(N, 1, 28, 28)`` in [-1, 1], the Tanh's range.
 
-    The same operations as ``ToTensor()`` (divide by 255) then ``Normalize(0.5, 0.5)``,
-    so the values match the textbook pipeline exactly; [-1, 1] is the range of the
-    generator's Tanh.
+    The same operations as ``ToTensor()`` then ``Normalize(0.5, 0.5)``: the same values.
     """
     return images.unsqueeze(1).float().div(255).sub(0.5).div(0.5)
 
@@ -32,13 +28,9 @@ def to_model_range(images: Tensor) -> Tensor:
 def load_mnist(data_dir: str | Path = "data", train: bool = True) -> tuple[Tensor, Tensor]:
     """MNIST from ``data_dir/MNIST/raw``: images ``(N, 1, 28, 28)`` in [-1, 1], labels ``(N,)``.
 
-    Missing files are made by ``torchvision.datasets.MNIST``: from their ``.gz`` files there
-    (offline, checked against MNIST's checksums), else downloaded. Files that are there are
-    read as they are, never downloaded over.
-
-    Raises:
-        UserError: naming the entry: not a file, truncated, corrupt or not MNIST; or the
-            files are missing and the download failed.
+    Missing files are made by ``torchvision.datasets.MNIST``, from their ``.gz`` files there
+    (offline, checksums checked) or downloaded; files there are never downloaded over. A
+    file that is missing, damaged or not MNIST is a ``UserError`` naming it.
     """
     raw = Path(data_dir) / "MNIST" / "raw"
     prefix = "train" if train else "t10k"
@@ -66,11 +58,7 @@ def load_mnist(data_dir: str | Path = "data", train: bool = True) -> tuple[Tenso
 
 
 def read_idx(path: Path, read: Callable[[str], Tensor]) -> Tensor:
-    """An IDX file, read by torchvision's ``read_image_file`` or ``read_label_file``.
-
-    Raises:
-        UserError: naming the file, if it is truncated, corrupt or not an MNIST IDX file.
-    """
+    """An IDX file, read by torchvision's ``read_image_file`` or ``read_label_file``."""
     try:
         return read(str(path))
     except (AssertionError, KeyError, RuntimeError, TypeError, ValueError):  # torchvision's
@@ -79,15 +67,10 @@ def read_idx(path: Path, read: Callable[[str], Tensor]) -> Tensor:
 
 
 def make_loader(images: Tensor, batch_size: int, generator: torch.Generator) -> DataLoader:
-    """Batches of ``images`` in a new random order each epoch, drawn from ``generator``.
+    """Batches of ``images`` in a new order each epoch, drawn from ``generator``.
 
-    The last batch of an epoch is kept even if smaller. Each batch is one indexing of
-    ``images`` (the batch sampler hands the loader a list of indices at a time), so it
-    stays on ``images``' device. Saving and restoring ``generator``'s state restores the
-    order of the epochs that follow.
-
-    Raises:
-        ArgumentError: ``batch_size`` is larger than the set (``--batch_size``).
+    The last, smaller batch is kept. Each batch is one indexing of ``images`` (the sampler
+    hands over a list of indices at a time), so it stays on ``images``' device.
     """
     if batch_size > len(images):
         raise ArgumentError(f"--batch_size {batch_size} is larger than the {len(images)} "

@@ -16,14 +16,10 @@ APPEND = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
 def atomic_path(path: str | Path, replace: bool = True, flag: str = "--out") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; publish it as ``path`` when the block succeeds.
 
-    A reader sees the old complete file or the new complete one, never half a file. With
-    ``replace`` the file goes in by ``os.replace``; without it by ``os.link``, which fails
-    if ``path`` exists at that moment, so of two writers racing for one name the second gets
-    a one-line error and the first one's file stays. A failed write names ``path``.
-
-    Raises:
-        ArgumentError: naming ``flag``: ``path`` exists and ``replace`` is off.
-        OSError: the write failed (a full disk, say), naming ``path``.
+    A reader sees the old whole file or the new one. With ``replace`` it goes in by
+    ``os.replace``; without, by ``os.link``, which fails if ``path`` exists at that moment:
+    of two writers racing for one name the second gets ``already_exists`` naming ``flag``.
+    A failed write is an ``OSError`` naming ``path``.
     """
     path = Path(path)
     # Hidden, and short enough for any folder: 40 characters are at most 160 bytes.
@@ -54,8 +50,7 @@ def open_for_append(path: Path) -> int:
 def append_line(fd: int, line: str, name: Path) -> None:
     """Append ``line`` to the open file ``fd`` (of ``name``) whole, or not at all.
 
-    If the write fails part-way (a full disk), the file is cut back to its previous length,
-    so it never ends in half a line; the error names the file.
+    A write that fails part-way (a full disk) is cut back off; the error names the file.
     """
     data, size = line.encode(), os.lseek(fd, 0, os.SEEK_END)
     try:

@@ -1,20 +1,9 @@
 """Sample quality, measured in the judge's feature space against the MNIST test set.
 
-Every score compares a set of images with real MNIST test digits:
-
-- FID and KID (torchmetrics), with the judge's 128 penultimate features in place of
-  Inception's: lower is better, about 0 for two samples of the same distribution;
-- Inception Score from the judge's class probabilities: up to 10, high when each image is
-  one confident digit and all digits are equally common;
-- judge confidence: the mean top class probability;
-- digit shares: how often the judge names each digit, their ratio to the real shares and
-  KL(generated shares || real shares), 0 when they match; a collapsed generator shows here;
-- precision and recall (Kynkäänniemi et al., 2019) and density and coverage (Naeem et al.,
-  2020) with k = 5 nearest neighbours: how many samples look real, and how much of the real
-  variety is reached;
-- memorisation: each sample's pixel distance to its nearest training image, against the same
-  for test images; ``copies`` is the share of samples nearer to a training image than 99% of
-  the test images are.
+FID and KID (torchmetrics, the judge's 128 features in place of Inception's); the Inception
+Score, judge confidence and digit shares from its class probabilities; precision, recall,
+density and coverage (k = 5 nearest neighbours); memorisation, the samples' pixel distance to
+the nearest training image against the test images'. What each means: docs/quality.md.
 """
 
 import math
@@ -65,11 +54,7 @@ def judge_images(judge: Judge, images: Tensor, batch_size: int = 1000) -> tuple[
 @torch.no_grad()
 def generate_images(netG: nn.Module, n: int, seed: int, nz: int,
                     batch_size: int = 1000) -> Tensor:
-    """``n`` images from ``netG`` (in its current mode) on the CPU, from noise seeded by ``seed``.
-
-    The noise comes from its own generator on the CPU, so the same seed gives the same noise
-    on every device and leaves the global random state untouched.
-    """
+    """``n`` images of ``netG`` on the CPU, from noise of a CPU generator seeded by ``seed``."""
     device = device_of(netG)
     noise = torch.randn(n, nz, 1, 1, generator=torch.Generator().manual_seed(seed))
     return torch.cat([netG(z.to(device)).float().cpu() for z in noise.split(batch_size)])

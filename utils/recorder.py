@@ -31,15 +31,10 @@ TENSORBOARD_TAGS = {"D_loss": "loss/D", "G_loss": "loss/G", "D(x)": "D_output/re
 class TrainingLog:
     """A run's logs: ``training_data.csv``, TensorBoard events, the JSON and the curves.
 
-    The CSV gets a row per batch, each appended whole or not at all; the JSON and curves are
-    written from the rows kept in memory, never by reading the CSV back. A step's statistics
-    stay on the training device until ``flush`` reads the pending ones back in one go, every
-    ``flush_every`` steps: on a GPU, reading numbers back makes the host wait.
-
-    Args:
-        results: the run's results folder; logs: its TensorBoard folder.
-        resume_step: the checkpoint's step (0 for a new run): rows and events after it go.
-        flush_every: steps between read-backs.
+    A row per batch is appended whole; the JSON and curves are written from the rows in
+    memory. Statistics stay on the device until ``flush`` reads them back in one go, every
+    ``flush_every`` steps (a read-back makes a GPU's host wait). Rows and events after
+    ``resume_step`` (a resumed run's checkpoint's) go.
     """
 
     def __init__(self, results: Path, logs: Path, resume_step: int, flush_every: int) -> None:
@@ -151,12 +146,10 @@ class TrainingLog:
 
 
 def start_csv(path: Path, columns: tuple[str, ...], resume_step: int) -> list[list]:
-    """Start the CSV log ``path``; on resume keep its rows up to ``resume_step`` that parse.
+    """Start the CSV log ``path``, keeping the rows up to ``resume_step`` that parse; the rows.
 
-    The one rule for a resumed CSV: rows after the checkpoint's step go (they will be written
-    again), and so does any line that is not a row of this program (half a row after a
-    crash, a blank line an editor added); how many were dropped is said. Returns the rows
-    kept, each value read as its column: counters as ints, the generator's name as text.
+    Lines that are not rows of this program (half a row after a crash, a blank line) are
+    dropped, and their count said; rows after the step will be written again.
     """
     header = ",".join(columns) + "\n"
     lines = path.read_text(errors="replace").splitlines(keepends=True) if path.exists() else []
@@ -185,8 +178,7 @@ def start_csv(path: Path, columns: tuple[str, ...], resume_step: int) -> list[li
 def quiet_tensorboard_thread(args: threading.ExceptHookArgs) -> None:
     """A ``threading.excepthook``: no traceback from TensorBoard's writer thread.
 
-    The writer thread's error (say, a full disk) reaches the main thread too, at the next
-    write, where ``TrainingLog`` reports it in one line naming the log folder.
+    Its error (a full disk) reaches the main thread at the next write, as one line.
     """
     if type(args.thread).__name__ != "_AsyncWriterThread":
         threading.__excepthook__(args)

@@ -1,12 +1,10 @@
 """A training run's books: its folders, lock, position, checkpoints and signals.
 
-train.py holds the GAN and says when everything happens; a ``Run`` (a new one, or the one
-``--resume`` names: ``utils/config.py: open_run``) holds what is not the GAN's, and is the
-only writer of the run's position (``epochs_done``, ``batch``, ``step``). A run, new or
-resumed, writes into ``<weights_dir>/<run>/``, ``<results_dir>/<run>/`` and
-``<log_dir>/<run>/``, the roots of the command line; a resumed run's name is its checkpoint's
-folder's. It takes only folders it makes, or, resumed from a checkpoint in its weights
-folder, the folders of that run.
+train.py holds the GAN and says when everything happens; a ``Run`` (made by
+``utils/config.py: open_run``) holds the rest. A run writes into ``<weights_dir>/<run>/``,
+``<results_dir>/<run>/`` and ``<log_dir>/<run>/``, the roots of the command line; a resumed
+run's name is its checkpoint's folder's. It takes only folders it makes, or, resumed from a
+checkpoint in its own weights folder, that run's folders.
 """
 
 import dataclasses
@@ -25,18 +23,12 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from utils.checkpoint import (
-    CHECKPOINT_FORMAT,
-    CHECKPOINT_GLOB,
-    CheckpointError,
-    save_atomic,
-)
+from utils.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_GLOB, CheckpointError, save_atomic
 from utils.cli import describe, in_repository
 from utils.device import is_out_of_memory
 from utils.errors import ArgumentError, UserError
 from utils.files import atomic_path
 from utils.interrupt import GracefulStop, say
-from utils.random_state import get_rng_states, set_rng_states
 
 # A resumed run takes these from the command line, never from its checkpoint (see resume_hint).
 COMMAND_LINE_ONLY = ("data_dir", "judge", "weights_dir", "results_dir", "log_dir", "device")
@@ -48,15 +40,12 @@ class Stopped(BaseException):
 
 
 class Run:
-    """One training run: its folders, lock, position, checkpoints and signals.
+    """One training run, used as ``with run:``.
 
-    Use as a context manager. Entering takes the run's folders and lock, and turns the first
-    Ctrl-C (or SIGTERM, SIGHUP) into a request to stop at the next checkpoint. Leaving
-    releases the lock; a stop by a signal ends the block quietly (``exit_code`` 128 + the
-    signal), any other failure becomes one line that gives the command to continue.
-
-    ``open_run`` makes it of the merged, checked configuration, the provenance ``record``, the
-    flags ``given`` on the command line and, at a resume, the checkpoint's path and contents.
+    Entering takes the run's folders and locks, and turns the first Ctrl-C (or SIGTERM,
+    SIGHUP) into a request to stop at the next checkpoint. Leaving frees the locks; a stop by
+    a signal ends quietly (``exit_code`` 128 + the signal), any other failure becomes one
+    line with the command that continues the run.
     """
 
     def __init__(self, config: object, record: dict, given: set[str], path: Path | None = None,
@@ -92,15 +81,11 @@ class Run:
         return self
 
     def claim(self) -> None:
-        """Take the run's folders: made now, or those of the run its checkpoint is in.
+        """Take the run's folders; a default name that is taken gets a suffix -2, -3, ...
 
-        A default name that is taken gets a suffix ``-2``, ``-3``, ...; a taken
-        ``--run_name``, or a resumed run's folder that is not its own, is refused. Making a
-        folder that exists fails, so of two train.py starting at once each gets its own name.
-
-        Raises:
-            ArgumentError: the folders are taken, or cannot be made.
-            UserError: another train.py holds one of the folders.
+        A taken ``--run_name``, or a resumed run's folder that is not its own, is refused
+        (``ArgumentError``). Making a folder fails if it exists, so of two train.py starting
+        at once each gets its own name.
         """
         base = self.name
         for attempt in range(1, 1000):
@@ -125,12 +110,11 @@ class Run:
         raise ArgumentError(f"--run_name {base}: every suffix up to -999 is taken")
 
     def take_folders(self) -> None:
-        """Make the run's folders, or at a resume in place take those a run made; lock each.
+        """Make the run's folders, or take those a run made at a resume in place; lock each.
 
         A run leaves its lock file in each of its folders (the OS frees the lock when the
-        process ends, however it ends). A resumed run whose checkpoint is in its weights
-        folder takes its folders that hold a lock file; any other folder that exists is not
-        its own (``FileExistsError``): another run's, a copy's, or the shipped ones.
+        process ends, however it ends). Any other folder that exists is not the run's
+        (``FileExistsError``): another run's, a copy's, a user's or the shipped ones.
         """
         in_place = self.path is not None and self.path.parent.resolve() == self.weights.resolve()
         for folder in self.folders():
@@ -214,20 +198,21 @@ class Run:
 
     @contextmanager
     def restoring(self) -> Iterator[dict]:
-        """Restore the run's position and random states; the block restores the GAN's state.
+        """Restore the position and random states; yield the checkpoint for the GAN's state.
 
-        Yields the checkpoint's contents. Once the block succeeds, the checkpoint is the
-        run's last, and the run's later checkpoints (a resume of an earlier one) go.
-
-        Raises:
-            CheckpointError: the checkpoint does not fit the networks.
+        Once the block succeeds the run's later checkpoints (of a resume of an earlier one)
+        go. A checkpoint that does not fit the networks is a ``CheckpointError``.
         """
         checkpoint = self.checkpoint
         self.epochs_done, self.batch, self.step = (checkpoint[key] for key in (
             "epochs_done", "batch", "step"))
         try:
             self.epoch_start_rng = checkpoint["epoch_start_rng"]
-            set_rng_states(checkpoint["rng"], self.data_order)
+            states = checkpoint["rng"]  # the noise's (CPU, GPUs) and the data order's
+            torch.set_rng_state(states["torch"])
+            self.data_order.set_state(states["loader"])
+            if states["cuda"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(states["cuda"][:torch.cuda.device_count()])
             yield checkpoint
         except (KeyError, RuntimeError, TypeError, ValueError) as error:
             raise CheckpointError(f"{self.path} does not fit this run's networks "
@@ -243,11 +228,10 @@ class Run:
         return range(self.epochs_done + 1, self.config.n_epochs + 1)
 
     def batches(self, loader: DataLoader) -> Iterator[Tensor]:
-        """The rest of this epoch's batches: after a resume, those an unbroken run gets.
+        """The rest of this epoch's batches, under a progress bar, counting ``batch`` and ``step``.
 
-        Counts each batch (``batch``, ``step``: the step being taken, from 1) as it hands it
-        out. A new epoch remembers where its shuffle starts; resuming mid-epoch replays that
-        shuffle and skips the batches done. A progress bar shows the epoch.
+        A new epoch remembers where its shuffle starts; resuming mid-epoch replays that
+        shuffle and skips the batches done, so a resumed run gets an unbroken run's batches.
         """
         if self.batch == 0:
             self.epoch_start_rng = self.data_order.get_state()
@@ -268,17 +252,18 @@ class Run:
             self.stop.signum is not None or (interval > 0 and self.step % interval == 0))
 
     def save(self, state: dict) -> None:
-        """Write a checkpoint: ``state`` (the GAN's) and the run's position; stop if asked.
+        """Write a checkpoint of ``state`` (the GAN's) and the run's; keep the newest few.
 
-        The run's newest ``--keep_checkpoints`` are kept. After a signal, the run stops
-        here (``Stopped``), unless its last epoch is done: then its final files come first.
+        After a signal the run stops here (``Stopped``), unless its last epoch is done: then
+        its final files come first.
         """
         self.add_training_time()
         path = self.weights / f"checkpoint_step_{self.step:08d}.pth"
+        rng = {"torch": torch.get_rng_state(), "loader": self.data_order.get_state(),
+               "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
         save_atomic({"format": CHECKPOINT_FORMAT, **state, "epochs_done": self.epochs_done,
-                     "batch": self.batch, "step": self.step,
-                     "epoch_start_rng": self.epoch_start_rng,
-                     "rng": get_rng_states(self.data_order), "config": self.config_record()},
+                     "batch": self.batch, "step": self.step, "rng": rng,
+                     "epoch_start_rng": self.epoch_start_rng, "config": self.config_record()},
                     path)
         for old in sorted(self.weights.glob(CHECKPOINT_GLOB))[:-self.config.keep_checkpoints]:
             old.unlink()
@@ -294,7 +279,7 @@ class Run:
         self._session_start = now
 
     def config_record(self) -> dict:
-        """The configuration and provenance, as config.json and the checkpoints hold them."""
+        """The configuration and provenance, as config.json and checkpoints hold them."""
         return {**dataclasses.asdict(self.config), **self.record}
 
     def write_config(self) -> None:

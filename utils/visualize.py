@@ -1,9 +1,4 @@
-"""Pictures: image grids, the training curves and the progress GIF; sampling from a generator.
-
-The file helpers take tensors and tables; the sampling functions run a generator: fixed-noise
-grids, spherical paths between latent points, the judge's choice of digit endpoints, and
-rejection sampling of one digit.
-"""
+"""Pictures (image grids, training curves, the progress GIF) and sampling from a generator."""
 
 import re
 from collections.abc import Iterator
@@ -36,21 +31,15 @@ def image_format(path: str | Path) -> str | None:
 
 def save_image_grid(images: Tensor, path: str | Path, nrow: int = 8,
                     replace: bool = True) -> None:
-    """Save images ``(N, C, H, W)`` in [-1, 1] as one grid with ``nrow`` images a row.
-
-    In the format of ``path``'s suffix (PNG if PIL writes none); ``replace``: see
-    ``utils.files.atomic_path``.
-    """
+    """Save images ``(N, C, H, W)`` in [-1, 1] as one grid, in the format of ``path``'s suffix."""
     with atomic_path(path, replace=replace) as tmp:
         save_image(image_grid(images, nrow), tmp, format=image_format(path) or "PNG")
 
 
 def plot_training_curves(log: pd.DataFrame, out_path: str | Path) -> None:
-    """Plot the losses and the discriminator's outputs of a training log against steps.
+    """Plot the losses and D's outputs of ``training_data.csv``'s rows against steps.
 
-    ``log`` has the columns of ``training_data.csv``: ``step``, ``D_loss``, ``G_loss``,
-    ``D(x)`` and ``D(G(z))`` at least. Faint lines are per batch; solid lines a running mean
-    over 50 batches.
+    Faint lines are per batch; solid lines a running mean over 50 batches.
     """
     log = log.set_index("step")
     fig = Figure(figsize=(10, 7))
@@ -75,10 +64,10 @@ def plot_training_curves(log: pd.DataFrame, out_path: str | Path) -> None:
 
 def save_progress_gif(results_dir: str | Path, out_path: str | Path, last_epoch: int,
                       frame_ms: int = 300) -> int:
-    """Animate the ``epoch_{N}_final.png`` grids of ``results_dir`` for N up to ``last_epoch``.
+    """Animate the ``epoch_{N}_final.png`` grids for N up to ``last_epoch``; the frame count.
 
-    In epoch order; later grids (of a run taken back to an earlier checkpoint) are left out.
-    The last frame is held three times as long. Returns the number of frames.
+    Later grids (of a run taken back to an earlier checkpoint) are left out; the last frame is
+    held three times as long.
     """
     grids = {int(match[1]): path for path in Path(results_dir).glob("epoch_*_final.png")
              if (match := re.fullmatch(r"epoch_(\d+)_final\.png", path.name))}
@@ -113,24 +102,18 @@ def evaluating(net: nn.Module) -> Iterator[nn.Module]:
 def generate_fixed_noise_grid(
     netG: nn.Module, noise: Tensor, path: str | Path, nrow: int = 8
 ) -> Tensor:
-    """Generate images from ``noise`` ``(N, nz, 1, 1)`` and save them as one PNG grid.
-
-    The generator is used in whatever mode the caller left it (call ``netG.eval()`` first
-    for the BatchNorm running statistics). Returns the images ``(N, 1, 28, 28)``.
-    """
+    """Draw images ``(N, 1, 28, 28)`` from ``noise`` in ``netG``'s mode; save them as a grid."""
     images = netG(noise.to(device_of(netG)))
     save_image_grid(images, path, nrow=nrow)
     return images
 
 
 def slerp(z0: Tensor, z1: Tensor, t: Tensor) -> Tensor:
-    """Spherical interpolation along the great circle from ``z0`` to ``z1``.
+    """The points ``(T, *z0.shape)`` at ``t`` ``(T,)`` of the great circle from ``z0`` to ``z1``.
 
-    ``z0`` and ``z1`` have the same shape ``S``; for each ``t`` of shape ``(T,)`` the result,
-    of shape ``(T, *S)``, holds one point of the path. Gaussian latents concentrate near a
-    sphere of radius sqrt(nz); the straight line between two of them passes well inside it,
-    where the generator saw no training noise, while this path keeps a typical norm (White,
-    "Sampling Generative Networks", 2016). (Nearly) parallel vectors get the straight line.
+    Gaussian latents lie near a sphere of radius sqrt(nz); a straight line between two passes
+    inside it, where the generator saw no noise; this path keeps a typical norm (White,
+    "Sampling Generative Networks", 2016). Parallel vectors get the straight line.
     """
     t = t.view(-1, *([1] * z0.dim()))
     a, b = z0.flatten(), z1.flatten()
@@ -143,11 +126,10 @@ def slerp(z0: Tensor, z1: Tensor, t: Tensor) -> Tensor:
 @torch.no_grad()
 def save_interpolation_grid(netG: nn.Module, endpoints: Tensor, path: str | Path,
                             n_steps: int = 10) -> Tensor:
-    """Save a grid whose rows morph one generated digit into another, along ``slerp`` paths.
+    """Save a grid whose rows morph one digit into another along ``slerp`` paths.
 
-    ``endpoints`` is ``(2, rows, nz, 1, 1)``: the start and end point of each row; each row
-    has ``n_steps`` images, both endpoints included. Returns the images
-    ``(rows * n_steps, 1, 28, 28)``.
+    ``endpoints`` ``(2, rows, nz, 1, 1)``: each row's start and end, both drawn among its
+    ``n_steps`` images.
     """
     t = torch.linspace(0, 1, n_steps, device=endpoints.device)
     noise = torch.cat([slerp(start, end, t) for start, end in zip(*endpoints, strict=True)])
@@ -171,12 +153,10 @@ def digit_probabilities(netG: nn.Module, judge: nn.Module, noise: Tensor) -> Ten
 
 def digit_endpoints(netG: nn.Module, judge: nn.Module, seed: int,
                     pairs: tuple[tuple[int, int], ...] = DIGIT_PAIRS) -> Tensor:
-    """Interpolation endpoints ``(2, len(pairs), nz, 1, 1)`` that run between chosen digits.
+    """Endpoints ``(2, len(pairs), nz, 1, 1)`` of interpolations between chosen digits.
 
-    For each pair ``(a, b)`` the start is the latent point of a pool of ``POOL_SIZE``, drawn
-    from ``seed`` by a generator of its own (the global random state is untouched), whose
-    image the judge finds most surely an ``a``, the end the one most surely a ``b``. The
-    endpoints are on ``netG``'s device.
+    For each pair ``(a, b)``: of ``POOL_SIZE`` latent points drawn from ``seed`` (by a
+    generator of its own), the one the judge finds most surely an ``a``, and a ``b``.
     """
     pool = torch.randn(POOL_SIZE, netG.nz, 1, 1, generator=torch.Generator().manual_seed(seed))
     pool = pool.to(device_of(netG))
@@ -191,14 +171,10 @@ def digit_endpoints(netG: nn.Module, judge: nn.Module, seed: int,
 def sample_digit(netG: nn.Module, judge: nn.Module, digit: int, n: int, nz: int,
                  generator: torch.Generator, min_confidence: float = 0.9,
                  batch_size: int = 1000, max_draws: int | None = None) -> Tensor:
-    """Noise vectors ``(n, nz, 1, 1)`` whose images the judge confidently calls ``digit``.
+    """Noise ``(n, nz, 1, 1)`` whose images the judge calls ``digit`` with ``min_confidence``.
 
-    Rejection sampling in batches drawn from ``generator``: a vector is kept when the judge
-    labels its image ``digit`` with a probability of at least ``min_confidence``. It gives up after
+    Rejection sampling, in batches drawn from ``generator``; a ``UserError`` after
     ``max_draws`` draws (default: 50 per vector asked for, at least 20,000).
-
-    Raises:
-        UserError: fewer than ``n`` were found in ``max_draws`` draws.
     """
     max_draws = max_draws or max(20_000, 50 * n)
     kept: list[Tensor] = []
