@@ -126,11 +126,7 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def read_judge_record(path: Path) -> dict | None:
-    """The judge's record beside its weights (train_judge.py writes it), if there is one.
-
-    Raises:
-        UserError: the file is there but is not a JSON object.
-    """
+    """The judge's record beside its weights (train_judge.py writes it), if there is one."""
     if not path.exists():
         return None
     try:

@@ -25,10 +25,7 @@ SHIPPED = {"nz": 100, "ngf": 64}
 
 @contextmanager
 def this_repository() -> Iterator[None]:
-    """Import ``PACKAGES`` from this repository for the block.
-
-    A caller's own modules of those names are put aside for the block and back after it.
-    """
+    """Import ``PACKAGES`` from this repository in the block; a caller's of those names after."""
 
     def ours(name: str) -> bool:
         return name.split(".")[0] in PACKAGES

@@ -141,10 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_judge_or_warn(config: object) -> Judge | None:
-    """The judge, if evaluation or the digit interpolations want it and its file loads.
-
-    Training is the main job, so a missing or broken judge file is only a warning.
-    """
+    """The judge, for evaluation and digit interpolations; a missing file is only a warning."""
     if not config.eval_interval and not Path(config.judge).is_file():
         return None  # interpolations between random points, no evaluation
     try:
@@ -298,12 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         with run:  # signals from here on: a checkpoint, then the command that continues
             train(run)
         return run.exit_code
-    except KeyboardInterrupt:  # before the run began
-        if flags["debug"]:
-            raise
-        print("train.py: interrupted before training began", file=sys.stderr)
-        return 130
-    except Exception as error:
+    except (Exception, KeyboardInterrupt) as error:  # Ctrl-C: before the run began
         if flags["debug"]:
             raise
         return report("train.py", error, "smaller --nz, --ngf, --ndf or --batch_size may fit")

@@ -46,10 +46,7 @@ def accuracy(judge: Judge, images: torch.Tensor, labels: torch.Tensor) -> float:
 
 def train_judge(images: torch.Tensor, labels: torch.Tensor, epochs: int, batch_size: int,
                 lr: float, seed: int, device: torch.device) -> Judge:
-    """Train a Judge on ``images`` ``(N, 1, 28, 28)`` in [-1, 1] and their ``labels``.
-
-    Cross-entropy, Adam, and a learning rate that decays to 0 along a cosine.
-    """
+    """A Judge trained on ``images`` in [-1, 1] and ``labels``: cross-entropy, Adam, cosine."""
     torch.manual_seed(seed)
     judge = Judge().to(device)
     optimizer = Adam(judge.parameters(), lr=lr)

@@ -10,13 +10,7 @@ from utils.errors import ArgumentError
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """Turn ``auto``, ``cpu``, ``cuda`` or ``mps`` into a device that exists here.
-
-    ``auto`` picks CUDA, then Apple's MPS, then the CPU.
-
-    Raises:
-        ArgumentError: ``cuda`` or ``mps`` asked for where PyTorch sees none.
-    """
+    """``auto`` (CUDA, then Apple's MPS, then the CPU), ``cpu``, ``cuda`` or ``mps``, if here."""
     cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
     if name == "auto":
         name = "cuda" if cuda else "mps" if mps else "cpu"
@@ -28,10 +22,7 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def note_unused_gpu(device: torch.device) -> None:
-    """Say so when an NVIDIA GPU is visible but this PyTorch cannot use it (a CPU-only build).
-
-    The GPU is seen through ``nvidia-smi`` on the PATH or the driver's ``/proc`` entry.
-    """
+    """Say so when an NVIDIA GPU is here (``nvidia-smi``, the driver) but PyTorch is CPU-only."""
     if device.type != "cpu" or torch.cuda.is_available():
         return
     if shutil.which("nvidia-smi") or Path("/proc/driver/nvidia/version").exists():
@@ -51,11 +42,7 @@ def amp_supported(device: torch.device) -> bool:
 
 
 def fastest_memory_format(device: torch.device) -> torch.memory_format:
-    """The memory format in which this repository's convolutions run fastest on ``device``.
-
-    Channels-last on the CPU (measured 8% faster per step in float32 on a 2-core CPU, see
-    benchmarks/RESULTS.md); the default layout elsewhere.
-    """
+    """Channels-last on the CPU (8% faster a step, benchmarks/RESULTS.md); the default elsewhere."""
     return torch.channels_last if device.type == "cpu" else torch.preserve_format
 
 

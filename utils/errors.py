@@ -4,9 +4,8 @@
 class UserError(Exception):
     """Bad input or a missing or broken file; the message names it and says what to do.
 
-    ``exit_code`` is the process exit status that train.py uses: 2 for command-line
-    arguments (as argparse does), 1 for everything else. ``resumable``: whether continuing
-    from the last checkpoint may get past it (not when it would only happen again).
+    ``exit_code``: 2 for arguments (as argparse), else 1. ``resumable``: whether continuing
+    from the last checkpoint may get past it.
     """
 
     exit_code, resumable = 1, True

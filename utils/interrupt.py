@@ -12,10 +12,9 @@ SIGNALS = [signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "
 class GracefulStop:
     """Turn the first SIGINT, SIGTERM or SIGHUP into a request to stop; exit at once on a second.
 
-    Within the block, the first signal only sets ``signum``, so the training loop can finish
-    its batch, write a checkpoint and exit with 128 + the signal number, the shell's
-    convention (130, 143, 129). A second one exits at once: every file is written atomically,
-    so the last checkpoint stays intact. SIGQUIT keeps its default: quit, no checkpoint.
+    The first only sets ``signum``: the loop finishes its batch, writes a checkpoint and exits
+    with 128 + the signal number. Every file is written atomically, so a second can exit at
+    once. SIGQUIT keeps its default: quit, no checkpoint.
     """
 
     def __init__(self) -> None:

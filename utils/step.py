@@ -15,10 +15,8 @@ REAL, FAKE = 1.0, 0.0  # the labels
 def bce(scores: Tensor, label: float) -> Tensor:
     """``BCELoss`` (mean) of the discriminator's ``scores`` against one ``label`` for all.
 
-    ``F.binary_cross_entropy`` stops with an error on a NaN score (on CUDA a device-side
-    assert that ends the process), so NaN scores are counted as 0.5 here: the step then
-    finishes, the NaN shows in the returned D(x) / D(G(z)), and train.py stops with the
-    step named. For finite scores this is exactly ``F.binary_cross_entropy``.
+    ``F.binary_cross_entropy`` fails on a NaN score (on CUDA, a device-side assert that ends
+    the process); here NaN counts as 0.5, so the step ends and train.py names it (diverged).
     """
     scores = torch.nan_to_num(scores, nan=0.5)
     return F.binary_cross_entropy(scores, torch.full_like(scores, label))
@@ -45,11 +43,8 @@ def gan_step(
 ) -> Tensor:
     """One DCGAN update on a batch of real images ``(N, 1, 28, 28)``: D first, then G.
 
-    ``autocast`` makes the context the networks run in (``--amp``: bfloat16 autocast); the
-    losses are always computed in float32.
-
-    Returns the five numbers of ``STAT_NAMES`` as one tensor on the batch's device, so that
-    a GPU need not wait for them (the recorder reads many back at once):
+    The networks run in ``autocast()`` (``--amp``: bfloat16); the losses in float32. Returns
+    the five numbers of ``STAT_NAMES`` as one tensor on the batch's device (no GPU wait):
         D_loss: -log D(x) - log(1 - D(G(z))), batch means;
         G_loss: -log D(G(z)) (non-saturating);
         D(x): mean score of the real batch (1 = D is sure they are real);
