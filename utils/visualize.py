@@ -180,12 +180,12 @@ def sample_digit(netG: nn.Module, judge: nn.Module, digit: int, n: int, nz: int,
     kept: list[Tensor] = []
     found = drawn = 0
     while found < n and drawn < max_draws:
-        noise = torch.randn(batch_size, nz, 1, 1, generator=generator)
+        noise = torch.randn(min(batch_size, max_draws - drawn), nz, 1, 1, generator=generator)
         probabilities = digit_probabilities(netG, judge, noise)
         confident = (probabilities.argmax(1) == digit) & (probabilities[:, digit] >= min_confidence)
         kept.append(noise[confident])
         found += int(confident.sum())
-        drawn += batch_size
+        drawn += len(noise)
     if found < n:
         raise UserError(f"only {found} of {drawn} samples were a {digit} with confidence "
                         f">= {min_confidence}; lower --min_confidence or ask for fewer")
