@@ -1,10 +1,7 @@
 """notebooks/dcgan_mnist.ipynb: runs top to bottom, shows its images, stays small and honest.
 
-The run executes the notebook in memory, from notebooks/ (so its first cell must find the
-repository), on the synthetic MNIST with ``DCGAN_NOTEBOOK_QUICK=1``: a few batches, a few
-samples. The committed file keeps the outputs of one run on real MNIST; to redo them:
-
-    DATA_DIR=<folder holding MNIST/raw> python -m tests.test_notebook
+The committed file keeps the outputs of one run on real MNIST; to redo them:
+``DATA_DIR=<folder holding MNIST/raw> python -m tests.test_notebook``.
 """
 
 import os
@@ -27,12 +24,8 @@ SHIPPED_CODE = [REPO / "train.py", REPO / "evaluate.py", REPO / "hubconf.py",
 
 
 def execute(notebook: nbformat.NotebookNode, timeout: int) -> None:
-    """Run every cell of ``notebook`` in place, from notebooks/, in this Python's kernel.
-
-    The kernel is ipykernel's own spec for ``sys.executable``, never a ``python3`` kernel
-    installed elsewhere on the machine (which could be another Python without the
-    requirements).
-    """
+    """Run every cell of ``notebook`` in place, from notebooks/ (its first cell must find the
+    repository), in ipykernel's own kernel for this Python, never another installed one."""
     manager = AsyncKernelManager(kernel_name="python3",
                                  kernel_spec_manager=KernelSpecManager(kernel_dirs=[]))
     assert manager.kernel_spec.argv[0] == sys.executable
@@ -55,8 +48,8 @@ def test_it_runs_top_to_bottom_and_shows_its_images(mnist_root: Path,
     for cell in notebook.cells:  # so that only this run's outputs count
         if cell.cell_type == "code":
             cell.outputs = []
-    monkeypatch.setenv("DATA_DIR", str(mnist_root))
-    monkeypatch.setenv("DCGAN_NOTEBOOK_QUICK", "1")
+    monkeypatch.setenv("DATA_DIR", str(mnist_root))  # synthetic MNIST
+    monkeypatch.setenv("DCGAN_NOTEBOOK_QUICK", "1")  # a few batches, a few samples
     execute(notebook, timeout=300)  # raises CellExecutionError, naming the cell, if one fails
     missing = [cell.source.splitlines()[0] for cell in image_cells(notebook)
                if not has_image(cell)]

@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from torchvision.transforms.functional import gaussian_blur
 
 from tests.conftest import RUN, run_script, synthetic_digits
@@ -83,7 +82,6 @@ def test_evaluate_writes_the_table_and_json(short_run: Path, tiny_judge: Path,
     args = ["--weights", str(short_run / "weights" / RUN / "generator_final.pth"), "--judge",
             str(tiny_judge), "--data_dir", str(mnist_root), "--n", "100", "--device", "cpu"]
     first = run_script("evaluate.py", *args, "--out", str(tmp_path / "a.json"))
-    assert first.returncode == 0, first.stderr
     assert "FID (judge features), lower is better" in first.stdout
     assert "real data" in first.stdout and "n/a" in first.stdout
     report = json.loads((tmp_path / "a.json").read_text())
@@ -92,25 +90,8 @@ def test_evaluate_writes_the_table_and_json(short_run: Path, tiny_judge: Path,
         assert {"fid", "kid", "inception_score", "precision", "recall", "density", "coverage",
                 "digit_kl", "digit_shares"} <= set(scores)
         assert len(scores["digit_shares"]) == 10
-    second = run_script("evaluate.py", *args, "--out", str(tmp_path / "b.json"))
-    assert second.returncode == 0
+    run_script("evaluate.py", *args, "--out", str(tmp_path / "b.json"))
     assert json.loads((tmp_path / "b.json").read_text())["model"] == report["model"]
-
-
-def test_generate_writes_a_grid_or_single_images(short_run: Path, tmp_path: Path) -> None:
-    weights = str(short_run / "weights" / RUN / "generator_final.pth")
-    grid = run_script("generate.py", "--weights", weights, "--n", "9", "--out",
-                      str(tmp_path / "grid.png"), "--device", "cpu")
-    assert grid.returncode == 0, grid.stderr
-    with Image.open(tmp_path / "grid.png") as image:
-        assert image.size == (3 * 30 + 2, 3 * 30 + 2)
-    single = run_script("generate.py", "--weights", weights, "--n", "5", "--out_dir",
-                        str(tmp_path / "each"), "--seed", "3", "--device", "cpu")
-    assert single.returncode == 0, single.stderr
-    files = sorted((tmp_path / "each").iterdir())
-    assert [f.name for f in files] == [f"{i:05d}.png" for i in range(5)]
-    with Image.open(files[0]) as image:
-        assert image.size == (28, 28)
 
 
 def test_digit_sampling_returns_that_digit(short_run: Path, judge: torch.nn.Module,
@@ -127,14 +108,12 @@ def test_digit_sampling_returns_that_digit(short_run: Path, judge: torch.nn.Modu
     assert noise.shape == (20, 100, 1, 1)
     assert (probabilities.argmax(1) == digit).all()
     assert (probabilities[:, digit] >= level).all()
-    result = run_script("generate.py", "--weights", str(weights), "--judge", str(tiny_judge),
+    run_script("generate.py", "--weights", str(weights), "--judge", str(tiny_judge),
                         "--digit", str(digit), "--min_confidence", str(level), "--n", "4",
                         "--out", str(tmp_path / "d.png"), "--device", "cpu")
-    assert result.returncode == 0, result.stderr
     rare = int(probe.max(0).values.argmin())  # the digit it is least sure to draw
     impossible = run_script("generate.py", "--weights", str(weights), "--judge",
                             str(tiny_judge), "--digit", str(rare), "--min_confidence", "0.999999",
                             "--n", "5", "--max_draws", "2000", "--out", str(tmp_path / "e.png"),
-                            "--device", "cpu")
-    assert impossible.returncode == 1
+                            "--device", "cpu", code=1)
     assert "lower --min_confidence" in impossible.stderr.strip().splitlines()[-1]

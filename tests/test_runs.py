@@ -1,19 +1,11 @@
-"""Between runs: each run owns its files; a clone's shipped model survives; errors are one line.
-
-Every case runs train.py's (or the other scripts') ``main`` in this process, except those
-where the process is what is tested: a signal, a kill, the lock against another process,
-two trainings at once.
-"""
+"""Between runs: each run owns its files; a clone's shipped model survives; errors are one line."""
 
 import errno
 import hashlib
 import json
 import os
-import shlex
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -29,8 +21,11 @@ from tests.conftest import (
     NARROW,
     REPO,
     RUN,
+    last_line,
     output_flags,
     resume_hint,
+    roots,
+    run_python,
     run_script,
     run_train,
     short_run_flags,
@@ -46,12 +41,6 @@ QUICK = [*NARROW, "--batch_size", "16", "--eval_interval", "0", "--ema_decay", "
 STEP_0 = "checkpoint_step_00000000.pth"
 
 
-def roots(out: Path) -> list[str]:
-    """The three output roots under ``out``, and nothing else."""
-    return ["--results_dir", str(out / "results"), "--weights_dir", str(out / "weights"),
-            "--log_dir", str(out / "logs")]
-
-
 def quick_flags(mnist_root: Path, out: Path) -> list[str]:
     """A run without evaluation, average or judge, writing under ``out`` with default names."""
     return [*QUICK, "--data_dir", str(mnist_root), "--judge", str(out / "no_judge.pth"),
@@ -59,11 +48,7 @@ def quick_flags(mnist_root: Path, out: Path) -> list[str]:
 
 
 def resume_flags(mnist_root: Path, judge: Path, out: Path) -> list[str]:
-    """The short run's flags, to resume a copy of it without evaluations.
-
-    Evaluating takes most of a short resume's time, and writes neither the training log nor
-    the weights that these tests compare.
-    """
+    """The short run's flags without evaluations (most of a short resume's time)."""
     return [*short_run_flags(mnist_root, judge, out), "--eval_interval", "0"]
 
 
@@ -88,12 +73,6 @@ def checkpoints(run_dir: Path) -> list[str]:
     return sorted(p.name for p in run_dir.glob("checkpoint_step_*.pth"))
 
 
-def last_line(result: object) -> str:
-    """The last line a script printed to stderr (or of a text)."""
-    text = result if isinstance(result, str) else result.stderr
-    return text.strip().splitlines()[-1]
-
-
 def csv_steps(results: Path) -> list[int]:
     """The steps of a run's training CSV, in file order."""
     return pd.read_csv(results / "training_data.csv")["step"].tolist()
@@ -105,9 +84,8 @@ def test_a_second_run_keeps_its_checkpoints_and_resume_auto_picks_it(
     mnist_root: Path, tmp_path: Path
 ) -> None:
     flags = quick_flags(mnist_root, tmp_path)
-    first = run_train(*flags, "--n_epochs", "1", "--limit_batches", "4",
+    run_train(*flags, "--n_epochs", "1", "--limit_batches", "4",
                       "--checkpoint_interval", "2")
-    assert first.returncode == 0, first.stderr
     (old,) = run_folders(tmp_path / "weights")
     assert checkpoints(old) == [STEP_0, "checkpoint_step_00000002.pth",
                                 "checkpoint_step_00000004.pth"]
@@ -139,7 +117,6 @@ def test_a_second_run_keeps_its_checkpoints_and_resume_auto_picks_it(
     assert kept(before, tmp_path) == before  # the old run untouched, byte for byte
 
     resumed = run_train(*flags, "--resume", "auto")
-    assert resumed.returncode == 0, resumed.stderr
     assert (f"resuming run {new.name} from {stopped}: {position['epochs_done']} epochs and "
             f"{position['batch']} batches done (step {step})") in resumed.stdout
     assert csv_steps(new) == list(range(1, 17))
@@ -165,7 +142,6 @@ def test_a_first_run_in_a_clone_leaves_the_shipped_files_alone(
     result = run_train(*NARROW, "--n_epochs", "1", "--limit_batches", "3", "--batch_size",
                        "16", "--eval_samples", "64", "--data_dir", str(mnist_root), "--judge",
                        str(tiny_judge), "--device", "cpu", cwd=clone)  # the default folders
-    assert result.returncode == 0, result.stderr
     assert kept(shipped, clone) == shipped
     (run,) = run_folders(clone / "weights")
     assert sorted(p.name for p in (clone / "weights").iterdir()) == sorted(
@@ -181,7 +157,6 @@ def test_a_first_run_in_a_clone_leaves_the_shipped_files_alone(
     evaluated = run_script("evaluate.py", "--weights", f"weights/{run.name}/generator_final.pth",
                            "--judge", str(tiny_judge), "--data_dir", str(mnist_root), "--n",
                            "50", "--device", "cpu", cwd=clone)
-    assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads((clone / "generator_final_evaluation.json").read_text())["n"] == 50
     assert "wrote the scores to generator_final_evaluation.json" in evaluated.stdout
     assert kept(shipped, clone) == shipped
@@ -209,32 +184,46 @@ def test_two_trainings_at_once_each_keep_their_own_files(mnist_root: Path,
                           weights_only=True)["config"]["run_name"] == run.name
 
 
-def test_a_run_in_progress_is_refused_to_a_second_train_py_and_freed_at_its_end(
+def test_a_run_in_progress_is_refused_to_a_second_train_py_and_freed_by_its_kill(
     mnist_root: Path, tmp_path: Path
 ) -> None:
     flags = [*quick_flags(mnist_root, tmp_path), "--run_name", "busy"]
-    weights = tmp_path / "weights" / "busy"
+    weights, results = tmp_path / "weights" / "busy", tmp_path / "results" / "busy"
     # far more epochs than it can train before it is killed below, however fast the machine
     running = start_train(*flags, "--n_epochs", "1000", "--limit_batches", "4",
-                          "--checkpoint_interval", "2")
-    wait_for_rows(tmp_path / "results" / "busy" / "training_data.csv", 3, running)
-    second = run_train(*flags, "--resume", "auto", "--results_dir", str(tmp_path / "other"))
-    assert second.returncode == 1 and not (tmp_path / "other").exists()
+                          "--checkpoint_interval", "0")
+    wait_for_rows(results / "training_data.csv", 3, running)
+    second = run_train(*flags, "--resume", "auto", "--results_dir", str(tmp_path / "other"),
+                       code=1)
+    assert not (tmp_path / "other").exists()
     assert last_line(second) == (
         f"train.py: error: run busy ({weights}) is being trained by another train.py; wait for "
         "it to end, or stop it first")
-    taken = run_train(*flags)  # a new run of the same name
-    assert taken.returncode == 2
+    taken = run_train(*flags, code=2)  # a new run of the same name
     assert last_line(taken) == (
         f"train.py: error: --run_name busy: {weights} exists; choose another --run_name, or add "
         "--resume auto to continue that run")
     running.send_signal(signal.SIGKILL)  # the lock dies with the process
     running.communicate()
     newest = weights / checkpoints(weights)[-1]
-    epochs = torch.load(newest, weights_only=True)["epochs_done"] + 1  # just finish its epoch
-    resumed = run_train(*flags, "--resume", "auto", "--n_epochs", str(epochs))
-    assert resumed.returncode == 0, resumed.stderr
+    position = torch.load(newest, weights_only=True)
+    assert position["batch"] == 0  # --checkpoint_interval 0: the start and epochs' ends only
+    # TensorBoard reads a folder's event files in name order, names begin with the second
+    # they were made in, and purges only events read after those it purges: resume in a later
+    # second than the killed attempt's file, as a new process does (it takes seconds to start).
+    (killed,) = (tmp_path / "logs" / "busy").glob("events.out.tfevents.*")
+    time.sleep(max(0.0, int(killed.name.split(".")[3]) + 1.05 - time.time()))
+    epochs = position["epochs_done"] + 1  # just finish its epoch
+    resumed = run_train(*roots(tmp_path), "--run_name", "busy", "--resume", "auto",
+                        "--data_dir", str(mnist_root), "--n_epochs", str(epochs))
     assert f"resuming run busy from {newest}: " in resumed.stdout
+    config = json.loads((results / "config.json").read_text())  # its flags, from its checkpoint
+    assert (config["batch_size"], config["ngf"], config["limit_batches"],
+            config["checkpoint_interval"]) == (16, 16, 4, 0)
+    assert csv_steps(results) == list(range(1, 4 * epochs + 1))  # the killed attempt's dropped
+    events = EventAccumulator(str(tmp_path / "logs" / "busy"))
+    events.Reload()  # the killed attempt's events are purged: each step once
+    assert [e.step for e in events.Scalars("loss/D")] == list(range(1, 4 * epochs + 1))
     assert (weights / "generator_final.pth").is_file()
 
 
@@ -307,20 +296,37 @@ def test_a_log_appends_to_no_link_planted_at_its_name(tmp_path: Path) -> None:
     assert (tmp_path / "elsewhere.txt").read_text() == "the user's\n"
 
 
-@pytest.mark.parametrize("complete_rows", [4, 3])  # after the checkpoint's step 3, or at it
-def test_resume_drops_half_a_row_and_rewrites_the_csv_byte_for_byte(
-    complete_rows: int, short_run: Path, mnist_root: Path, tiny_judge: Path, tmp_path: Path
+@pytest.mark.parametrize(("edit", "steps", "warning"), [
+    (lambda lines: [], [4, 5, 6], None),  # emptied: the header, then the rows from step 4
+    (lambda lines: ["epoch,batch,step\n1,1,1\n"], [4, 5, 6], "dropped 2 lines"),
+    (lambda lines: [*lines[:2], *lines[3:], "\n"], [1, 3, 4, 5, 6],  # row 2 deleted, a blank
+     "dropped 1 lines"),
+    (lambda lines: [*lines[:5], lines[5][:12]], [1, 2, 3, 4, 5, 6],  # half a row after step 3
+     "dropped 1 lines"),
+    (lambda lines: [*lines[:4], lines[4][:12]], [1, 2, 3, 4, 5, 6], "dropped 1 lines"),  # at it
+], ids=["emptied", "foreign", "a row deleted", "half a row after", "half a row at"])
+def test_a_resumed_csv_keeps_the_rows_that_parse_up_to_the_checkpoint(
+    edit: Callable, steps: list[int], warning: str | None, short_run: Path, mnist_root: Path,
+    tiny_judge: Path, tmp_path: Path
 ) -> None:
     shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
     csv = tmp_path / "results" / RUN / "training_data.csv"
-    lines = csv.read_text().splitlines(keepends=True)
-    csv.write_text("".join(lines[:1 + complete_rows]) + lines[1 + complete_rows][:12])
+    unbroken = csv.read_text().splitlines(keepends=True)
+    csv.write_text("".join(edit(unbroken)))
     (tmp_path / "weights" / RUN / "checkpoint_step_00000006.pth").unlink()
     resumed = run_train(*resume_flags(mnist_root, tiny_judge, tmp_path), "--resume",
                         str(tmp_path / "weights" / RUN))  # a run folder: its newest checkpoint
-    assert resumed.returncode == 0, resumed.stderr
     assert "checkpoint_step_00000003.pth: 1 epochs and 0 batches done (step 3)" in resumed.stdout
-    assert csv.read_bytes() == (short_run / "results" / RUN / "training_data.csv").read_bytes()
+    # the unbroken run's rows of those steps, byte for byte
+    assert csv.read_text() == "".join([unbroken[0], *(unbroken[step] for step in steps)])
+    warnings = [line for line in resumed.stderr.splitlines() if "warning" in line]
+    missing = 3 - len([step for step in steps if step <= 3])
+    assert len(warnings) == bool(warning) + bool(missing)
+    if warning:
+        assert f"train.py: warning: {csv}: {warning} that are not rows" in warnings[0]
+    if missing:
+        assert warnings[-1] == (f"train.py: warning: {csv} has {3 - missing} of the 3 rows before "
+                                "the checkpoint; the training state is complete")
 
 
 @pytest.mark.parametrize("damage", ["truncated", "one bit flipped"])
@@ -339,7 +345,6 @@ def test_resume_auto_falls_back_to_the_newest_readable_checkpoint(
     (tmp_path / "weights" / "gone").mkdir()  # a link to nothing in another run's folder
     (tmp_path / "weights" / "gone" / "checkpoint_step_00000009.pth").symlink_to(tmp_path / "x")
     resumed = run_train(*resume_flags(mnist_root, tiny_judge, tmp_path), "--resume", "auto")
-    assert resumed.returncode == 0, resumed.stderr
     assert f"--resume: skipped {newest} is damaged" in resumed.stdout
     assert f"resuming run {RUN} from {weights / 'checkpoint_step_00000003.pth'}: 1 epochs and " \
            "0 batches done (step 3)" in resumed.stdout
@@ -350,33 +355,6 @@ def test_resume_auto_falls_back_to_the_newest_readable_checkpoint(
     b = torch.load(short_run / "weights" / RUN / "generator_final.pth", weights_only=True)
     assert all(torch.equal(a[k], b[k]) for k in b)  # the run finished identically
     assert torch.load(newest, weights_only=True)["step"] == 6  # written anew, whole
-
-
-@pytest.mark.parametrize(("edit", "steps", "warning"), [
-    (lambda lines: [], [4, 5, 6], None),  # emptied: the header, then the rows from step 4
-    (lambda lines: ["epoch,batch,step\n1,1,1\n"], [4, 5, 6], "dropped 2 lines"),
-    (lambda lines: [*lines[:2], *lines[3:], "\n"], [1, 3, 4, 5, 6],  # row 2 deleted, a blank
-     "dropped 1 lines"),
-])
-def test_a_resumed_csv_keeps_the_rows_that_parse_up_to_the_checkpoint(
-    edit: Callable, steps: list[int], warning: str | None, short_run: Path, mnist_root: Path,
-    tiny_judge: Path, tmp_path: Path
-) -> None:
-    shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
-    csv = tmp_path / "results" / RUN / "training_data.csv"
-    csv.write_text("".join(edit(csv.read_text().splitlines(keepends=True))))
-    resumed = run_train(*resume_flags(mnist_root, tiny_judge, tmp_path), "--resume",
-                        str(tmp_path / "weights" / RUN / "checkpoint_step_00000003.pth"))
-    assert resumed.returncode == 0, resumed.stderr
-    assert csv_steps(csv.parent) == steps
-    warnings = [line for line in resumed.stderr.splitlines() if "warning" in line]
-    missing = 3 - len([step for step in steps if step <= 3])
-    assert len(warnings) == bool(warning) + bool(missing)
-    if warning:
-        assert f"train.py: warning: {csv}: {warning} that are not rows" in warnings[0]
-    if missing:
-        assert warnings[-1] == (f"train.py: warning: {csv} has {3 - missing} of the 3 rows before "
-                                "the checkpoint; the training state is complete")
 
 
 # --- the remaining one-line errors ---
@@ -428,7 +406,6 @@ def test_a_missing_judge_warns_and_trains(mnist_root: Path, tmp_path: Path) -> N
                        "16", "--save_interval", "1", "--eval_samples", "64", "--data_dir",
                        str(mnist_root), "--judge", str(judge), "--device", "cpu",
                        *output_flags(tmp_path))
-    assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if "warning" in line]
     assert warnings == [f"train.py: warning: {judge} is missing: make it with `python "
                         "train_judge.py` (about 2 minutes on a CPU), or pass the file with "
@@ -451,11 +428,8 @@ def test_ctrl_c_while_the_final_files_are_written_finishes_them(mnist_root: Path
               "    return gif(*args)\n"
               "train.save_progress_gif = interrupted\n"
               "sys.exit(train.main(sys.argv[1:]))\n")
-    result = subprocess.run(
-        [sys.executable, "-c", script, *quick_flags(mnist_root, tmp_path), "--n_epochs", "1",
-         "--limit_batches", "2", "--run_name", RUN], cwd=REPO, capture_output=True, text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
-    assert result.returncode == 0, result.stderr
+    result = run_python("-c", script, *quick_flags(mnist_root, tmp_path), "--n_epochs", "1",
+                        "--limit_batches", "2", "--run_name", RUN)  # exit 0
     assert "SIGINT: finishing this batch" in result.stderr  # it did arrive
     assert "Traceback" not in result.stderr and "stopped after" not in result.stderr
     assert "done in " in result.stdout
@@ -465,20 +439,18 @@ def test_ctrl_c_while_the_final_files_are_written_finishes_them(mnist_root: Path
 
 
 @pytest.mark.parametrize(("script", "args", "code", "text"), [
-    ("evaluate.py", ["--n", "5"], 2, "argument --n: expected an integer in [6, 2**31)"),
     ("evaluate.py", ["--seed", "-1"], 2, "argument --seed: expected an integer in [0, 2**32)"),
     ("evaluate.py", ["--out", "{tmp}"], 2, "--out {tmp} is a folder; give a file name"),
-    ("generate.py", ["--seed", "99999999999999999999999"], 2, "argument --seed: expected an"),
-    ("generate.py", ["--out", "{tmp}"], 2, "--out {tmp} is a folder; give a file name"),
     ("generate.py", ["--out", "{file}/a.png"], 2, "--out {file}: cannot create or write there"),
     ("generate.py", ["--out_dir", "{file}"], 2, "--out_dir {file}: cannot create or write"),
     ("generate.py", ["--n", "1000000000"], 1, "out of memory"),
-    ("generate.py", ["--n", "99999999999999999999"], 2, "argument --n: expected an integer in"),
-    ("generate.py", ["--min_confidence", "0"], 2, "argument --min_confidence: expected a num"),
+    ("generate.py", ["--n", "99999999999999999999"], 2,
+     "argument --n: expected an integer in [1, 2**31)"),
+    ("generate.py", ["--min_confidence", "0"], 2,
+     "argument --min_confidence: expected a number in (0, 1]"),
     ("generate.py", ["--out", "d.xyz"], 2, "--out d.xyz: no image format of that suffix"),
     ("train_judge.py", ["--lr", "nan"], 2, "argument --lr: expected a positive number"),
-    ("train_judge.py", ["--lr", "-1"], 2, "argument --lr: expected a positive number"),
-    ("train_judge.py", ["--out", "{tmp}"], 2, "--out {tmp} is a folder"),
+    ("train_judge.py", ["--out", "{tmp}"], 2, "--out {tmp} is a folder; give a file name"),
 ])
 def test_scripts_answer_bad_input_in_one_line(script: str, args: list[str], code: int,
                                               text: str, short_run: Path,
@@ -490,8 +462,8 @@ def test_scripts_answer_bad_input_in_one_line(script: str, args: list[str], code
 
     weights = ([] if script == "train_judge.py"
                else ["--weights", str(short_run / "weights" / RUN / "generator_final.pth")])
-    result = run_script(script, *map(fill, args), *weights, "--device", "cpu", cwd=tmp_path)
-    assert result.returncode == code, result.stderr
+    result = run_script(script, *map(fill, args), *weights, "--device", "cpu", cwd=tmp_path,
+                        code=code)
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert last_line(result).startswith(f"{script}: error: ")
@@ -500,107 +472,47 @@ def test_scripts_answer_bad_input_in_one_line(script: str, args: list[str], code
 
 # --- which run --resume continues ---
 
-def test_a_run_killed_early_continues_from_step_0_with_its_flags(
-    mnist_root: Path, tmp_path: Path
-) -> None:
-    process = start_train(*quick_flags(mnist_root, tmp_path), "--n_epochs", "1",
-                          "--limit_batches", "8", "--checkpoint_interval", "0")
-    while not (tmp_path / "results").exists() or not run_folders(tmp_path / "results"):
-        assert process.poll() is None, process.communicate()
-        time.sleep(0.01)
-    (run,) = run_folders(tmp_path / "results")
-    wait_for_rows(run / "training_data.csv", 3, process)
-    process.send_signal(signal.SIGKILL)
-    process.communicate()
-    assert checkpoints(tmp_path / "weights" / run.name) == [STEP_0]  # --checkpoint_interval 0
-    # TensorBoard reads a folder's event files in name order, names begin with the second
-    # they were made in, and its purge works only on events read after the ones it purges:
-    # start the resume in a later second than the killed attempt's file, as a new process
-    # does (it takes seconds to start), not in the same one, as a call in-process may.
-    (killed,) = (tmp_path / "logs" / run.name).glob("events.out.tfevents.*")
-    time.sleep(max(0.0, int(killed.name.split(".")[3]) + 1.05 - time.time()))
-    weights, results = tmp_path / "weights" / run.name, run
-
-    # its own flags, from its checkpoint; paths are never a checkpoint's
-    again = run_train(*roots(tmp_path), "--resume", "auto", "--data_dir", str(mnist_root))
-    assert again.returncode == 0, again.stderr
-    assert (f"resuming run {run.name} from {weights / STEP_0}: 0 epochs and 0 batches done "
-            "(step 0)") in again.stdout
-    config = json.loads((results / "config.json").read_text())
-    assert (config["batch_size"], config["ngf"], config["limit_batches"],
-            config["checkpoint_interval"]) == (16, 16, 8, 0)
-    assert csv_steps(results) == list(range(1, 9))  # the killed attempt's rows dropped
-    events = EventAccumulator(str(tmp_path / "logs" / run.name))
-    events.Reload()  # the killed attempt's events are purged: each step once
-    assert [e.step for e in events.Scalars("loss/D")] == list(range(1, 9))
-
-
-def test_a_run_whose_checkpoints_were_deleted_is_not_replaced(
-    short_run: Path, mnist_root: Path, tiny_judge: Path, tmp_path: Path
-) -> None:
+def test_what_resumes_of_a_finished_run_write(short_run: Path, mnist_root: Path,
+                                              tiny_judge: Path, tmp_path: Path) -> None:
     shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
-    weights = tmp_path / "weights" / RUN
+    flags, weights = short_run_flags(mnist_root, tiny_judge, tmp_path), tmp_path / "weights" / RUN
+    before = snapshot(tmp_path)
+    result = run_train(*flags, "--resume", "auto")
+    assert result.stdout.splitlines() == [
+        f"run {RUN} has finished its 2 epochs; its weights are in {weights}/; give a larger "
+        "--n_epochs to train it further"]
+    past = run_train(*flags, "--resume", str(weights / "checkpoint_step_00000006.pth"),
+                     "--n_epochs", "1", code=2)  # would write mid-run weights as the final ones
+    assert last_line(past) == ("train.py: error: --n_epochs 1: the checkpoint is after epoch 2, "
+                               "past it; give a larger --n_epochs, or resume an earlier "
+                               "checkpoint")
+    assert snapshot(tmp_path) == before
+    # an earlier checkpoint, with new results and log folders: the old ones are not written
+    run_train(*resume_flags(mnist_root, tiny_judge, tmp_path), "--resume",
+                        str(weights / "checkpoint_step_00000003.pth"), "--results_dir",
+                        str(tmp_path / "elsewhere"), "--log_dir", str(tmp_path / "logs2"))
+    assert csv_steps(tmp_path / "elsewhere" / RUN) == [4, 5, 6]
+    events = EventAccumulator(str(tmp_path / "logs2" / RUN))
+    events.Reload()
+    assert [e.step for e in events.Scalars("loss/D")] == [4, 5, 6]
+    assert {k: v for k, v in snapshot(tmp_path).items() if k.startswith(("results/", "logs/"))
+            } == {k: v for k, v in before.items() if k.startswith(("results/", "logs/"))}
     for checkpoint in weights.glob("checkpoint_step_*.pth"):
         checkpoint.unlink()  # to free disk, say
     before = snapshot(tmp_path)
-    named = run_train(*short_run_flags(mnist_root, tiny_judge, tmp_path), "--resume", "auto")
-    assert named.returncode == 2
+    named = run_train(*flags, "--resume", "auto", code=2)
     assert named.stdout.splitlines() == [
         f"--resume auto: no run with a checkpoint in {tmp_path / 'weights'}/ to continue (with "
         "--run_name: of that name), starting a new run"]
     assert last_line(named) == (
         f"train.py: error: --run_name {RUN}: {weights} exists; choose another --run_name")
     assert snapshot(tmp_path) == before
-
     unnamed = run_train(*quick_flags(mnist_root, tmp_path), "--resume", "auto", "--n_epochs",
                         "1", "--limit_batches", "2")  # the run trained last has no checkpoint
-    assert unnamed.returncode == 0, unnamed.stderr
     assert unnamed.stdout.splitlines()[0] == named.stdout.splitlines()[0]
     (new,) = [p for p in run_folders(tmp_path / "results") if p.name != RUN]
     assert csv_steps(new) == [1, 2]
     assert kept(before, tmp_path) == before
-
-
-def test_resuming_a_finished_run_changes_nothing(short_run: Path, mnist_root: Path,
-                                                 tiny_judge: Path, tmp_path: Path) -> None:
-    shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
-    before = snapshot(tmp_path)
-    result = run_train(*short_run_flags(mnist_root, tiny_judge, tmp_path), "--resume", "auto")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [
-        f"run {RUN} has finished its 2 epochs; its weights are in {tmp_path / 'weights' / RUN}/; "
-        "give a larger --n_epochs to train it further"]
-    assert snapshot(tmp_path) == before
-    past = run_train(*short_run_flags(mnist_root, tiny_judge, tmp_path), "--resume",
-                     str(tmp_path / "weights" / RUN / "checkpoint_step_00000006.pth"),
-                     "--n_epochs", "1")  # would write mid-run weights as the final ones
-    assert past.returncode == 2, past.stderr
-    assert last_line(past) == ("train.py: error: --n_epochs 1: the checkpoint is after epoch 2, "
-                               "past it; give a larger --n_epochs, or resume an earlier "
-                               "checkpoint")
-    assert snapshot(tmp_path) == before
-
-
-def test_a_resumed_run_may_get_new_results_and_log_folders(
-    short_run: Path, mnist_root: Path, tiny_judge: Path, tmp_path: Path
-) -> None:
-    shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
-    before = snapshot(tmp_path)
-    resumed = run_train(*resume_flags(mnist_root, tiny_judge, tmp_path), "--resume",
-                        str(tmp_path / "weights" / RUN / "checkpoint_step_00000003.pth"),
-                        "--results_dir", str(tmp_path / "elsewhere"), "--log_dir",
-                        str(tmp_path / "logs2"))
-    assert resumed.returncode == 0, resumed.stderr
-    csv = tmp_path / "elsewhere" / RUN / "training_data.csv"
-    assert csv_steps(csv.parent) == [4, 5, 6]
-    assert (f"train.py: warning: {csv} has 0 of the 3 rows before the checkpoint; the training "
-            "state is complete") in resumed.stderr
-    events = EventAccumulator(str(tmp_path / "logs2" / RUN))
-    events.Reload()
-    assert [e.step for e in events.Scalars("loss/D")] == [4, 5, 6]
-    for name in ("results", "logs"):  # the old folders are not written
-        old = {k: v for k, v in before.items() if k.startswith(f"{name}/")}
-        assert {k: v for k, v in snapshot(tmp_path).items() if k.startswith(f"{name}/")} == old
 
 
 # --- the other scripts replace only what they are told to ---
@@ -612,8 +524,7 @@ def test_generate_and_evaluate_replace_an_existing_file_only_when_told(
     precious = tmp_path / "generator_final.pth"
     shutil.copy(weights, precious)
     refused = run_script("generate.py", "--weights", weights, "--out", str(precious),
-                         "--device", "cpu")
-    assert refused.returncode == 2
+                         "--device", "cpu", code=2)
     assert last_line(refused) == (f"generate.py: error: --out {precious} exists; choose another "
                                   "name, or add --overwrite to replace it")
     assert precious.read_bytes() == Path(weights).read_bytes()
@@ -621,55 +532,50 @@ def test_generate_and_evaluate_replace_an_existing_file_only_when_told(
     report.write_text("{}")
     args = ["--weights", weights, "--judge", str(tiny_judge), "--data_dir", str(mnist_root),
             "--n", "20", "--device", "cpu", "--out", str(report)]
-    kept_report = run_script("evaluate.py", *args)
-    assert kept_report.returncode == 2 and report.read_text() == "{}"
+    kept_report = run_script("evaluate.py", *args, code=2)
+    assert report.read_text() == "{}"
     assert last_line(kept_report) == (f"evaluate.py: error: --out {report} exists; choose "
                                       "another name, or add --overwrite to replace it")
     replaced = run_script("evaluate.py", *args, "--overwrite")
-    assert replaced.returncode == 0, replaced.stderr
     assert json.loads(report.read_text())["n"] == 20
     samples = tmp_path / "samples"
     samples.mkdir()
     (samples / "mine.txt").write_text("x")
     (samples / "00002.png").write_text("an earlier set's")
     args = ["--weights", weights, "--n", "4", "--out_dir", str(samples), "--device", "cpu"]
-    taken = run_script("generate.py", *args)
-    assert taken.returncode == 2 and last_line(taken) == (
+    taken = run_script("generate.py", *args, code=2)
+    assert last_line(taken) == (
         f"generate.py: error: --out_dir {samples / '00002.png'} exists; choose another name, or "
         "add --overwrite to replace it")
     assert sorted(os.listdir(samples)) == ["00002.png", "mine.txt"]
     replaced = run_script("generate.py", *args, "--overwrite")
-    assert replaced.returncode == 0, replaced.stderr
     assert replaced.stdout.strip() == (f"wrote 4 images, 00000.png to 00003.png, into {samples}/ "
                                        "(1 other files there are as they were)")
     assert (samples / "mine.txt").read_text() == "x"
     with Image.open(samples / "00002.png") as image:
         assert image.format == "PNG" and image.size == (28, 28)
-    jpeg = run_script("generate.py", "--weights", weights, "--n", "4", "--out",
+    run_script("generate.py", "--weights", weights, "--n", "9", "--out",
                       str(tmp_path / "d.jpg"), "--device", "cpu")
-    assert jpeg.returncode == 0, jpeg.stderr
-    with Image.open(tmp_path / "d.jpg") as image:  # what the name says
-        assert image.format == "JPEG"
+    with Image.open(tmp_path / "d.jpg") as image:  # what the name says: a grid of 3 x 3
+        assert image.format == "JPEG" and image.size == (3 * 30 + 2, 3 * 30 + 2)
 
 
 def test_train_judge_replaces_no_judge_or_record_unless_told(mnist_root: Path,
                                                             tmp_path: Path) -> None:
     (tmp_path / "judge.json").write_text('{"test_accuracy": 0.99}')
     result = run_script("train_judge.py", "--data_dir", str(mnist_root), "--out",
-                        str(tmp_path / "judge.pt"), "--device", "cpu")
-    assert result.returncode == 2
+                        str(tmp_path / "judge.pt"), "--device", "cpu", code=2)
     assert last_line(result) == (f"train_judge.py: error: --out {tmp_path / 'judge.json'} "
                                  "exists; choose another name, or add --overwrite to replace it")
     assert os.listdir(tmp_path) == ["judge.json"]
     assert (tmp_path / "judge.json").read_text() == '{"test_accuracy": 0.99}'
     shipped = run_script("train_judge.py", "--data_dir", str(mnist_root), "--device", "cpu",
-                         cwd=REPO)  # the default --out is the shipped judge
-    assert shipped.returncode == 2
+                         cwd=REPO, code=2)  # the default --out is the shipped judge
     assert last_line(shipped) == (
         "train_judge.py: error: --out weights/judge.pth exists; choose another name, or add "
         "--overwrite to replace it")
-    record = run_script("train_judge.py", "--out", str(tmp_path / "config.json"))
-    assert record.returncode == 2 and "give a .pth name" in last_line(record)
+    record = run_script("train_judge.py", "--out", str(tmp_path / "config.json"), code=2)
+    assert "give a .pth name" in last_line(record)
 
 
 def test_inputs_are_checked_before_the_long_work_and_failures_name_their_file(
@@ -681,8 +587,8 @@ def test_inputs_are_checked_before_the_long_work_and_failures_name_their_file(
     weights = str(short_run / "weights" / RUN / "generator_final.pth")
     result = run_script("evaluate.py", "--weights", weights, "--judge", str(judge),
                         "--data_dir", str(mnist_root), "--n", "20", "--device", "cpu",
-                        "--out", str(tmp_path / "scores.json"))
-    assert result.returncode == 1 and result.stdout == ""  # before scoring anything
+                        "--out", str(tmp_path / "scores.json"), code=1)
+    assert result.stdout == ""  # before scoring anything
     assert last_line(result) == (f"evaluate.py: error: {judge.with_suffix('.json')}, the "
                                  "judge's record, is not a JSON object; delete it, or make the "
                                  "judge again with train_judge.py")
@@ -693,8 +599,7 @@ def test_inputs_are_checked_before_the_long_work_and_failures_name_their_file(
     saved["generator"] = {k: v[:1] if v.dim() else v for k, v in saved["generator"].items()}
     torch.save(saved, checkpoint)
     resumed = run_train(*resume_flags(mnist_root, tiny_judge, tmp_path), "--resume",
-                        str(checkpoint))
-    assert resumed.returncode == 1
+                        str(checkpoint), code=1)
     assert last_line(resumed).startswith(f"train.py: error: {checkpoint} does not fit this "
                                          "run's networks (RuntimeError: Error(s) in loading")
     assert "--resume" not in last_line(resumed)
@@ -719,17 +624,12 @@ def test_a_tensorboard_folder_full_at_the_start_says_the_step_and_how_to_continu
     monkeypatch.setattr(utils.recorder, "SummaryWriter", full)
     out = tmp_path / "my runs"  # the command to continue is quoted for a shell
     flags = [*quick_flags(mnist_root, out), "--run_name", RUN]
-    result = run_train(*flags)
+    result = run_train(*flags, code=1)
     checkpoint = out / "weights" / RUN / STEP_0
-    assert result.returncode == 1
     assert last_line(result) == (
         f"train.py: error: [Errno 28] cannot write TensorBoard events in {out / 'logs' / RUN}"
         f" (SummaryWriter): No space left on device; stopped at step 0; "
         + resume_hint(checkpoint, flags))
-    assert shlex.split(last_line(result).split("to continue: ")[1])[2:] == [
-        f"--resume={checkpoint}", f"--data_dir={mnist_root}", f"--judge={out / 'no_judge.pth'}",
-        f"--weights_dir={out / 'weights'}", f"--results_dir={out / 'results'}",
-        f"--log_dir={out / 'logs'}", "--device=cpu"]
 
 
 @pytest.mark.parametrize("where", [".", "a b"])
@@ -739,8 +639,7 @@ def test_a_checkpoint_outside_a_folder_named_as_a_run_is_refused(short_run: Path
     (tmp_path / where).mkdir(exist_ok=True)
     shutil.copy(short_run / "weights" / RUN / checkpoint.name, tmp_path / checkpoint)
     before = snapshot(tmp_path)
-    result = run_train("--resume", str(checkpoint), "--n_epochs", "3", cwd=tmp_path)
-    assert result.returncode == 2
+    result = run_train("--resume", str(checkpoint), "--n_epochs", "3", cwd=tmp_path, code=2)
     assert last_line(result) == (
         f"train.py: error: --resume {checkpoint}: a run's name is its checkpoint's folder's, and "
         f"{Path(where).name!r} is not one --run_name accepts; move the checkpoint into a folder "
@@ -761,13 +660,11 @@ def test_a_checkpoint_from_elsewhere_gets_new_folders_never_a_namesakes(
     checkpoint = copy / "checkpoint_step_00000003.pth"  # of another clone, also named RUN
     flags = [*resume_flags(mnist_root, tiny_judge, tmp_path / "here"), "--n_epochs", "3"]
     before = snapshot(tmp_path)
-    refused = run_train(*flags, "--resume", str(checkpoint))
+    refused = run_train(*flags, "--resume", str(checkpoint), code=2)
     weights = tmp_path / "here" / "weights" / RUN
-    assert refused.returncode == 2
     assert last_line(refused) == "train.py: error: " + REFUSED.format(weights, weights)
     assert snapshot(tmp_path) == before  # no final weights replaced, no CSV rewound
-    moved = run_train(*flags, "--resume", str(checkpoint), *roots(tmp_path / "new"))
-    assert moved.returncode == 0, moved.stderr
+    run_train(*flags, "--resume", str(checkpoint), *roots(tmp_path / "new"))
     assert csv_steps(tmp_path / "new" / "results" / RUN) == list(range(4, 10))
     assert snapshot(tmp_path / "elsewhere") == {  # read there, never written
         k.removeprefix("elsewhere/"): v for k, v in before.items() if k.startswith("elsewhere/")}
@@ -787,16 +684,14 @@ def test_a_resumed_run_writes_into_no_folder_that_no_run_made(
     checkpoint = run.rename(run.with_name("results")) / "checkpoint_step_00000003.pth"
     before = snapshot(tmp_path)
     refused = run_train(*flags, "--resume", str(checkpoint), "--run_name", "results",
-                        "--results_dir", str(clone))
-    assert refused.returncode == 2
+                        "--results_dir", str(clone), code=2)
     assert last_line(refused) == "train.py: error: " + REFUSED.format(
         clone / "results", checkpoint.parent)
     assert snapshot(tmp_path) == before
     # a checkpoint at the top of the clone's weights: read there, written in --weights_dir
     top = Path(shutil.copy(checkpoint, clone / "weights"))
     flags[flags.index("--run_name") + 1] = "weights"
-    resumed = run_train(*flags, "--resume", str(top))
-    assert resumed.returncode == 0, resumed.stderr
+    run_train(*flags, "--resume", str(top))
     assert (tmp_path / "run" / "weights" / "weights" / "generator_final.pth").is_file()
     assert kept(before, tmp_path) == before and sorted(os.listdir(clone / "weights")) == [
         top.name, "generator_final.pth"]
@@ -806,10 +701,9 @@ def test_roots_that_are_one_folder_through_a_link_hold_one_run(mnist_root: Path,
                                                                 tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "out")
-    result = run_train(*quick_flags(mnist_root, tmp_path), "--n_epochs", "1", "--limit_batches",
+    run_train(*quick_flags(mnist_root, tmp_path), "--n_epochs", "1", "--limit_batches",
                        "2", "--run_name", RUN, "--weights_dir", str(tmp_path / "out"),
                        "--results_dir", str(tmp_path / "link"), "--log_dir", str(tmp_path / "out"))
-    assert result.returncode == 0, result.stderr
     files = os.listdir(tmp_path / "out" / RUN)
     assert {"generator_final.pth", "training_data.csv", "config.json"} <= set(files)
     assert len([name for name in files if name.startswith("events.out.tfevents.")]) == 1

@@ -2,7 +2,6 @@
 
 import contextlib
 import copy
-import math
 from pathlib import Path
 
 import pytest
@@ -29,36 +28,6 @@ def make_gan(seed: int = 0) -> tuple:
     netG, netD = Generator(), Discriminator()
     return netG, netD, Adam(netG.parameters(), 2e-4, betas=(0.5, 0.999)), Adam(
         netD.parameters(), 2e-4, betas=(0.5, 0.999))
-
-
-def step(netG, netD, opt_G, opt_D, real) -> dict[str, float]:  # noqa: ANN001
-    return dict(zip(STAT_NAMES, gan_step(netG, netD, opt_G, opt_D, real, nz=100).tolist(),
-                    strict=True))
-
-
-def test_step_updates_both_networks_and_returns_finite_numbers() -> None:
-    netG, netD, opt_G, opt_D = make_gan()
-    before_G = [p.detach().clone() for p in netG.parameters()]
-    before_D = [p.detach().clone() for p in netD.parameters()]
-    stats = step(netG, netD, opt_G, opt_D, torch.rand(8, 1, 28, 28) * 2 - 1)
-    assert tuple(stats) == STAT_NAMES
-    assert all(isinstance(v, float) and math.isfinite(v) for v in stats.values())
-    assert stats["D_loss"] > 0 and stats["G_loss"] > 0
-    for name in ("D(x)", "D(G(z))", "D(G(z))_post"):
-        assert 0 < stats[name] < 1
-    assert all(not torch.equal(a, b) for a, b in zip(before_G, netG.parameters(), strict=True))
-    assert all(not torch.equal(a, b) for a, b in zip(before_D, netD.parameters(), strict=True))
-    assert all(p.requires_grad for p in netD.parameters())  # switched back on after G's step
-
-
-def test_discriminator_learns_to_separate_a_fixed_real_batch() -> None:
-    netG, netD, opt_G, opt_D = make_gan()
-    real = torch.rand(16, 1, 28, 28) * 2 - 1
-    first = step(netG, netD, opt_G, opt_D, real)
-    for _ in range(10):
-        last = step(netG, netD, opt_G, opt_D, real)
-    assert last["D(x)"] > first["D(x)"]
-    assert last["D_loss"] < first["D_loss"]
 
 
 def textbook_step(netG, netD, opt_G, opt_D, real) -> list[float]:  # noqa: ANN001
@@ -90,6 +59,7 @@ BATCHES = torch.rand(5, 32, 1, 28, 28, generator=torch.Generator().manual_seed(1
 
 
 def test_gan_step_is_the_textbook_step_bit_for_bit() -> None:
+    # over 5 batches: a wrong label, loss or update, or D's gradients left off, would show
     reference, ours = make_gan(), make_gan()
     for real in BATCHES:
         torch.manual_seed(42)
@@ -103,11 +73,9 @@ def test_gan_step_is_the_textbook_step_bit_for_bit() -> None:
 
 
 def test_train_pys_channels_last_step_matches_the_textbook_step_to_rounding() -> None:
-    # Channels-last convolutions round differently in the last float digits; Adam's first
-    # steps, normalising tiny gradients (a first step moves every weight by +-lr, whatever
-    # the gradient's size), magnify that. How much depends on the CPU's kernels: 2e-6 after
-    # one step and 1e-3 after five on one AMD EPYC, 1.3e-4 and 4.8e-3 on another. A wrong
-    # step (a label, a loss, a missed update) is off by far more than 1e-2.
+    # Channels-last convolutions round differently, which Adam's first steps (each weight moved
+    # by +-lr) magnify, by as much as 1e-3 after one step and 5e-3 after five on some CPUs. A
+    # wrong step (a label, a loss, a missed update) is off by far more than 1e-2.
     reference, ours = make_gan(), make_gan()
     for net in ours[:2]:  # as train.py builds them for the CPU
         net.to(memory_format=torch.channels_last)
