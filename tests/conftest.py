@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 from contextlib import redirect_stderr, redirect_stdout
-from dataclasses import dataclass
 from pathlib import Path
 
 # One thread per test process, set before torch is imported so that the train.py processes
@@ -42,9 +41,7 @@ N_TRAIN, N_TEST = 200, 50
 
 def write_idx(path: Path, array: np.ndarray) -> None:
     """Write a uint8 array in the IDX format of the MNIST files (big-endian header)."""
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
-        int(d).to_bytes(4, "big") for d in array.shape
-    )
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
     path.write_bytes(header + array.astype(np.uint8).tobytes())
 
 
@@ -72,16 +69,8 @@ def mnist_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@dataclass
-class Result:
-    """What a script's ``main`` returned and printed."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def run_script(script: str, *args: str, cwd: Path | None = None, code: int = 0) -> Result:
+def run_script(script: str, *args: str, cwd: Path | None = None,
+               code: int = 0) -> subprocess.CompletedProcess:
     """Run a script's ``main(args)`` in this process (in ``cwd``), capturing what it prints;
     it must exit with ``code``."""
     main = importlib.import_module(script.removesuffix(".py")).main
@@ -96,10 +85,10 @@ def run_script(script: str, *args: str, cwd: Path | None = None, code: int = 0) 
     finally:
         os.chdir(here)
     assert returned == code, err.getvalue()
-    return Result(returned, out.getvalue(), err.getvalue())
+    return subprocess.CompletedProcess(args, returned, out.getvalue(), err.getvalue())
 
 
-def run_train(*args: str, cwd: Path | None = None, code: int = 0) -> Result:
+def run_train(*args: str, cwd: Path | None = None, code: int = 0) -> subprocess.CompletedProcess:
     """``train.py``'s ``main(args)``, in this process; it must exit with ``code``."""
     return run_script("train.py", *args, cwd=cwd, code=code)
 
@@ -144,7 +133,7 @@ def output_flags(out: Path) -> list[str]:
     return [*roots(out), "--run_name", RUN]
 
 
-def last_line(result: Result | subprocess.CompletedProcess | str) -> str:
+def last_line(result: subprocess.CompletedProcess | str) -> str:
     """The last line a script printed to stderr (or of a text)."""
     return (result if isinstance(result, str) else result.stderr).strip().splitlines()[-1]
 
@@ -165,9 +154,8 @@ def resume_hint(checkpoint: Path, flags: list[str], cwd: Path | None = None) -> 
 def tiny_judge(mnist_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A judge trained by train_judge.py on the synthetic MNIST (its weights file)."""
     out = tmp_path_factory.mktemp("judge") / "judge.pth"
-    result = run_script("train_judge.py", "--data_dir", str(mnist_root), "--epochs", "3",
-                        "--batch_size", "32", "--out", str(out), "--device", "cpu")
-    assert result.returncode == 0, result.stderr
+    run_script("train_judge.py", "--data_dir", str(mnist_root), "--epochs", "3",
+               "--batch_size", "32", "--out", str(out), "--device", "cpu")
     return out
 
 

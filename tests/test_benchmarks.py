@@ -1,7 +1,6 @@
 """The benchmark scripts run and report their numbers (their timings are not checked)."""
 
 import re
-from pathlib import Path
 
 import pytest
 import torch
@@ -10,7 +9,7 @@ from tests.conftest import run_python
 from utils.device import amp_supported
 
 
-def test_loader_vs_step_reports_each_loader_share(mnist_root: Path) -> None:
+def test_loader_vs_step_reports_each_loader_share(mnist_root):
     result = run_python("-m", "benchmarks.loader_vs_step", "--data_dir", str(mnist_root),
                         "--steps", "1", "--batch_size", "64")
     step_ms, train = map(float, re.search(
@@ -25,7 +24,7 @@ def test_loader_vs_step_reports_each_loader_share(mnist_root: Path) -> None:
         assert low - 0.005 <= share <= high + 0.005
 
 
-def test_bench_train_quick_reports_each_mode() -> None:
+def test_bench_train_quick_reports_each_mode():
     result = run_python("-m", "benchmarks.bench_train", "--quick", "--device", "cpu")
     rows = re.findall(r"^\| (\S+) \| (\d+) \| ([\d.]+) \|", result.stdout, re.MULTILINE)
     modes = [mode for mode, *_ in rows]

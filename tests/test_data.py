@@ -3,7 +3,6 @@
 import gzip
 import hashlib
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
@@ -20,7 +19,7 @@ NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3
          "t10k-labels-idx1-ubyte")
 
 
-def test_shapes_and_values_are_the_textbook_transforms(mnist_root: Path) -> None:
+def test_shapes_and_values_are_the_textbook_transforms(mnist_root):
     images, labels = load_mnist(mnist_root, train=True)
     assert images.shape == (N_TRAIN, 1, 28, 28) and images.dtype == torch.float32
     assert labels.shape == (N_TRAIN,) and labels.dtype == torch.int64
@@ -32,7 +31,7 @@ def test_shapes_and_values_are_the_textbook_transforms(mnist_root: Path) -> None
         assert torch.equal(images[i], textbook[i][0]) and labels[i] == textbook[i][1]
 
 
-def test_loader_order_is_the_textbook_dataloaders(mnist_root: Path) -> None:
+def test_loader_order_is_the_textbook_dataloaders(mnist_root):
     images, _ = load_mnist(mnist_root)
     first = []
     for seed in (3, 4):  # the order follows the generator, batches of 48 and a last of 8
@@ -46,9 +45,7 @@ def test_loader_order_is_the_textbook_dataloaders(mnist_root: Path) -> None:
     assert not torch.equal(first[0], first[1]) and not torch.equal(first[0], images[:48])
 
 
-def test_missing_data_without_network_names_the_files(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_missing_data_without_network_names_the_files(tmp_path, monkeypatch):
     def no_network(*args: object, **kwargs: object) -> None:
         raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nno network")
 
@@ -61,8 +58,7 @@ def test_missing_data_without_network_names_the_files(
         "their .gz files) there, or point --data_dir at the folder that holds MNIST/raw")
 
 
-def test_the_gz_files_alone_are_extracted_offline(mnist_root: Path, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_gz_files_alone_are_extracted_offline(mnist_root, tmp_path, monkeypatch):
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
     resources = []
@@ -77,9 +73,7 @@ def test_the_gz_files_alone_are_extracted_offline(mnist_root: Path, tmp_path: Pa
     assert torch.equal(images, expected_images) and torch.equal(labels, expected_labels)
 
 
-def test_files_that_are_there_are_read_never_downloaded_over(
-    mnist_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_files_that_are_there_are_read_never_downloaded_over(mnist_root, tmp_path, monkeypatch):
     shutil.copytree(mnist_root, tmp_path, dirs_exist_ok=True)
     images = tmp_path / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
     images.write_bytes(images.read_bytes()[:100])

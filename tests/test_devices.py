@@ -24,7 +24,7 @@ def cuda_run(mnist_root: Path, tiny_judge: Path, tmp_path_factory: pytest.TempPa
 
 
 @pytest.mark.cuda
-def test_two_epochs_on_cuda_write_what_the_cpu_writes(cuda_run: Path, short_run: Path) -> None:
+def test_two_epochs_on_cuda_write_what_the_cpu_writes(cuda_run, short_run):
     for kind in ("results", "weights"):
         names = {p.name for p in (cuda_run / kind / RUN).iterdir()}
         assert names == {p.name for p in (short_run / kind / RUN).iterdir()}, kind
@@ -38,8 +38,7 @@ def test_two_epochs_on_cuda_write_what_the_cpu_writes(cuda_run: Path, short_run:
 
 
 @pytest.mark.cuda
-def test_resume_on_cuda_equals_an_unbroken_cuda_run(cuda_run: Path, mnist_root: Path,
-                                                    tiny_judge: Path, tmp_path: Path) -> None:
+def test_resume_on_cuda_equals_an_unbroken_cuda_run(cuda_run, mnist_root, tiny_judge, tmp_path):
     flags = [*short_run_flags(mnist_root, tiny_judge, tmp_path), "--device", "cuda",
              "--deterministic"]
     run_train(*flags, "--n_epochs", "1")
@@ -55,8 +54,7 @@ def test_resume_on_cuda_equals_an_unbroken_cuda_run(cuda_run: Path, mnist_root: 
 
 
 @pytest.mark.cuda
-def test_a_cuda_checkpoint_resumes_on_the_cpu(cuda_run: Path, mnist_root: Path,
-                                              tiny_judge: Path, tmp_path: Path) -> None:
+def test_a_cuda_checkpoint_resumes_on_the_cpu(cuda_run, mnist_root, tiny_judge, tmp_path):
     shutil.copytree(cuda_run, tmp_path, dirs_exist_ok=True)
     checkpoint = tmp_path / "weights" / RUN / "checkpoint_step_00000003.pth"
     run_train(*short_run_flags(mnist_root, tiny_judge, tmp_path), "--device", "cpu",
@@ -66,9 +64,8 @@ def test_a_cuda_checkpoint_resumes_on_the_cpu(cuda_run: Path, mnist_root: Path,
 
 
 @pytest.mark.cuda
-def test_evaluate_generate_and_the_readme_snippet_on_cuda(cuda_run: Path, tiny_judge: Path,
-                                                          mnist_root: Path,
-                                                          tmp_path: Path) -> None:
+def test_evaluate_generate_and_the_readme_snippet_on_cuda(
+        cuda_run, tiny_judge, mnist_root, tmp_path):
     weights = cuda_run / "weights" / RUN / "generator_final.pth"
     run_script("evaluate.py", "--weights", str(weights), "--judge", str(tiny_judge),
                            "--data_dir", str(mnist_root), "--n", "100", "--device", "cuda",
@@ -89,6 +86,6 @@ def test_evaluate_generate_and_the_readme_snippet_on_cuda(cuda_run: Path, tiny_j
 
 
 @pytest.mark.cuda
-def test_bench_train_quick_on_cuda() -> None:
+def test_bench_train_quick_on_cuda():
     result = run_python("-m", "benchmarks.bench_train", "--quick", "--device", "cuda")
     assert "| default |" in result.stdout and "GiB |" in result.stdout

@@ -18,7 +18,7 @@ def anchors(page: Path) -> set[str]:
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
-def test_every_relative_link_resolves_and_no_path_of_the_machine_is_named(page: Path) -> None:
+def test_every_relative_link_resolves_and_no_path_of_the_machine_is_named(page):
     assert "shared/data" not in page.read_text() and "/work/" not in page.read_text()
     text = re.sub(r"```.*?```", "", page.read_text(), flags=re.DOTALL)
     links = re.findall(r"\]\(([^)\s]+)\)", text)
@@ -32,7 +32,7 @@ def test_every_relative_link_resolves_and_no_path_of_the_machine_is_named(page: 
             assert anchor in anchors(path), f"{page.name}: {link}"
 
 
-def test_the_readmes_line_counts_are_the_files() -> None:
+def test_the_readmes_line_counts_are_the_files():
     table = (REPO / "README.md").read_text().split("## Reading the code")[1]
     rows = re.findall(r"^\| \[`([\w/.]+\.py)`\]\([\w/.]+\) \| (\d+) \|", table, re.MULTILINE)
     assert [name for name, _ in rows] == ["models/generator.py", "models/discriminator.py",
@@ -41,9 +41,7 @@ def test_the_readmes_line_counts_are_the_files() -> None:
         assert int(lines) == len((REPO / name).read_text().splitlines()), name
 
 
-def test_an_nvidia_gpu_that_this_pytorch_cannot_use_is_named(
-    mnist_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_nvidia_gpu_that_this_pytorch_cannot_use_is_named(mnist_root, tmp_path, monkeypatch):
     fake = tmp_path / "bin" / "nvidia-smi"
     fake.parent.mkdir()
     fake.write_text("#!/bin/sh\necho 'NVIDIA-SMI 550.54'\n")

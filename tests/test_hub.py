@@ -52,7 +52,7 @@ def check(clone: Path, *shipped: str, caller: Path) -> None:
     assert result.stdout.strip() == f"checked {clone}"
 
 
-def test_torch_hub_loads_the_shipped_generator_and_its_average(tmp_path: Path) -> None:
+def test_torch_hub_loads_the_shipped_generator_and_its_average(tmp_path):
     check(REPO, "generator_final.pth", "generator_ema.pth", caller=tmp_path / "caller")
     clone = tmp_path / "clone"  # a clone without the average
     for part in ("models", "utils"):
@@ -69,7 +69,7 @@ def test_torch_hub_loads_the_shipped_generator_and_its_average(tmp_path: Path) -
     ({"nz": "100"}, "nz: expected a number, got '100'"),
     ({"ema": "no"}, "ema: expected True or False, got 'no'"),
 ])
-def test_torch_hub_checks_the_sizes_like_the_flags(sizes: dict, message: str) -> None:
+def test_torch_hub_checks_the_sizes_like_the_flags(sizes, message):
     import hubconf
 
     with pytest.raises(ValueError) as caught:

@@ -35,7 +35,7 @@ def blocks(net: nn.Module) -> list[list[nn.Module]]:
 
 @pytest.mark.parametrize(("net", "spec"), [(Generator(), GENERATOR_SPEC),
                                            (Discriminator(), DISCRIMINATOR_SPEC)])
-def test_layers_match_spec(net: nn.Module, spec: list) -> None:
+def test_layers_match_spec(net, spec):
     found = blocks(net)
     assert len(found) == len(spec)
     for block, (kind, c_in, c_out, k, s, p, has_bn, act) in zip(found, spec, strict=True):
@@ -63,7 +63,7 @@ def intermediate_shapes(net: nn.Module, x: torch.Tensor) -> list[tuple[int, ...]
     return shapes
 
 
-def test_shapes_range_and_parameter_counts() -> None:
+def test_shapes_range_and_parameter_counts():
     netG, netD = Generator(), Discriminator()
     z = torch.randn(5, 100, 1, 1)
     assert intermediate_shapes(netG, z) == GENERATOR_SHAPES
@@ -79,22 +79,19 @@ def test_shapes_range_and_parameter_counts() -> None:
 
 
 @pytest.mark.parametrize("net", [Generator(), Discriminator()])
-def test_init_is_normal_0_002(net: nn.Module) -> None:
+def test_init_is_normal_0_002_for_convolutions_only(net):
     torch.manual_seed(0)
     net.apply(init_dcgan_weights)
     weights = torch.cat([p.detach().flatten() for p in net.parameters()])
     assert abs(weights.mean().item()) < 1e-3
     assert weights.std().item() == pytest.approx(0.02, rel=0.01)
-
-
-def test_init_touches_only_convolutions() -> None:
-    linear = nn.Linear(1000, 1000)
+    linear = nn.Linear(100, 100)
     before = linear.weight.detach().clone()
     init_dcgan_weights(linear)
     assert torch.equal(linear.weight, before)
 
 
-def test_judge_shapes_and_size() -> None:
+def test_judge_shapes_and_size():
     judge = Judge()
     x = torch.rand(3, 1, 28, 28) * 2 - 1
     assert judge.features(x).shape == (3, Judge.num_features)

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import nbformat
-import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
@@ -41,8 +40,7 @@ def has_image(cell: nbformat.NotebookNode) -> bool:
     return any("image/png" in output.get("data", {}) for output in cell.get("outputs", []))
 
 
-def test_it_runs_top_to_bottom_and_shows_its_images(mnist_root: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_it_runs_top_to_bottom_and_shows_its_images(mnist_root, monkeypatch):
     committed = NOTEBOOK.read_bytes()
     notebook = nbformat.reads(committed.decode(), as_version=4)
     for cell in notebook.cells:  # so that only this run's outputs count
@@ -57,7 +55,7 @@ def test_it_runs_top_to_bottom_and_shows_its_images(mnist_root: Path,
     assert NOTEBOOK.read_bytes() == committed  # the run changed nothing in the repository
 
 
-def test_the_committed_notebook_holds_one_clean_run() -> None:
+def test_the_committed_notebook_holds_one_clean_run():
     assert NOTEBOOK.stat().st_size < MAX_BYTES
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     nbformat.validate(notebook)
@@ -80,7 +78,7 @@ def test_the_committed_notebook_holds_one_clean_run() -> None:
     assert "/work/" not in text and "shared/data" not in text  # no path of the machine it ran on
 
 
-def test_the_notebook_calls_the_repository_instead_of_copying_it() -> None:
+def test_the_notebook_calls_the_repository_instead_of_copying_it():
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     shipped = {line.strip() for path in SHIPPED_CODE for line in path.read_text().splitlines()}
     lines = {line.strip() for cell in notebook.cells if cell.cell_type == "code"

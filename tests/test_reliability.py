@@ -123,8 +123,7 @@ def assert_same_run(out: Path, reference: Path, stopped_at: int | None = None) -
     assert_same_checkpoint(checkpoint_file(out, N_STEPS), checkpoint_file(reference, N_STEPS))
 
 
-def test_resume_from_a_mid_epoch_checkpoint_is_exact(reference: Path, mnist_root: Path,
-                                                     tiny_judge: Path, tmp_path: Path) -> None:
+def test_resume_from_a_mid_epoch_checkpoint_is_exact(reference, mnist_root, tiny_judge, tmp_path):
     out = tmp_path / "copy"
     shutil.copytree(reference, out)
     kept = {checkpoint_file(out, step) for step in (0, 4, 8)}
@@ -142,9 +141,7 @@ def test_resume_from_a_mid_epoch_checkpoint_is_exact(reference: Path, mnist_root
     assert [e.step for e in events.Scalars("loss/G")] == list(range(1, N_STEPS + 1))
 
 
-def test_sigkill_at_random_moments_loses_nothing(
-    reference: Path, long_run: Callable, tmp_path: Path
-) -> None:
+def test_sigkill_at_random_moments_loses_nothing(reference, long_run, tmp_path):
     flags = [*long_run(tmp_path), "--resume", "auto"]
     csv = tmp_path / "results" / RUN / "training_data.csv"
     chance = random.Random(0)
@@ -165,8 +162,7 @@ def test_sigkill_at_random_moments_loses_nothing(
                                               (signal.SIGHUP, 129)],
                          ids=["SIGINT", "SIGTERM", "SIGHUP"])
 def test_signal_finishes_the_batch_checkpoints_and_tells_how_to_resume(
-    signum: int, code: int, reference: Path, long_run: Callable, tmp_path: Path
-) -> None:
+        signum, code, reference, long_run, tmp_path):
     process = start_train(*long_run(tmp_path))
     wait_for_rows(tmp_path / "results" / RUN / "training_data.csv", 7, process)
     process.send_signal(signum)
@@ -188,8 +184,7 @@ def test_signal_finishes_the_batch_checkpoints_and_tells_how_to_resume(
 
 
 def test_a_signal_during_set_up_stops_at_the_checkpoint_of_step_0(
-    reference: Path, long_run: Callable, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+        reference, long_run, tmp_path, monkeypatch):
     load_mnist, sent = train.load_mnist, []
 
     def interrupted(*args: object, **kwargs: object) -> object:
@@ -207,7 +202,7 @@ def test_a_signal_during_set_up_stops_at_the_checkpoint_of_step_0(
     assert_same_checkpoint(checkpoint, checkpoint_file(reference, 0))  # resumes as the run
 
 
-def test_second_interrupt_exits_at_once(long_run: Callable, tmp_path: Path) -> None:
+def test_second_interrupt_exits_at_once(long_run, tmp_path):
     # full width: the batch in flight must outlast the second Ctrl-C
     process = start_train(*long_run(tmp_path), "--batch_size", "64", "--ngf", "64", "--ndf", "64")
     wait_for_rows(tmp_path / "results" / RUN / "training_data.csv", 2, process)
@@ -223,9 +218,7 @@ def test_second_interrupt_exits_at_once(long_run: Callable, tmp_path: Path) -> N
     assert_every_file_complete(tmp_path)
 
 
-def test_divergence_stops_with_the_step_and_saves_nothing_after_step_0(
-    long_run: Callable, tmp_path: Path
-) -> None:
+def test_divergence_stops_with_the_step_and_saves_nothing_after_step_0(long_run, tmp_path):
     result = run_train(*long_run(tmp_path), "--lr", "1e30", code=1)
     assert "Traceback" not in result.stderr
     message = last_line(result)
@@ -380,9 +373,7 @@ BAD_INPUTS = [  # (id, arguments, exit status, text the one-line message must ho
 
 @pytest.mark.parametrize(("args", "code", "text"), [case[1:] for case in BAD_INPUTS],
                          ids=[case[0] for case in BAD_INPUTS])
-def test_bad_input_is_one_line(args: list, code: int, text: str, reference: Path,
-                               mnist_root: Path, tmp_path: Path,
-                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_input_is_one_line(args, code, text, reference, mnist_root, tmp_path, monkeypatch):
     at = Where(tmp_path, reference, mnist_root)
     argv = [arg(at) if callable(arg) else arg for arg in args]
     defaults = {"--data_dir": str(mnist_root), "--results_dir": str(tmp_path / "results"),
@@ -400,7 +391,7 @@ def test_bad_input_is_one_line(args: list, code: int, text: str, reference: Path
     assert not (tmp_path / "ran.txt").exists() and "\x1b" not in result.stderr
 
 
-def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+def test_debug_shows_the_traceback(tmp_path):
     with pytest.raises(CheckpointError, match="missing.pth: no such file"):
         run_train("--resume", str(tmp_path / "missing.pth"), "--debug", *output_flags(tmp_path))
 
@@ -419,8 +410,7 @@ class FullDisk(io.FileIO):
 
 
 def test_a_full_disk_is_one_line_and_keeps_complete_files(
-    reference: Path, long_run: Callable, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+        reference, long_run, tmp_path, monkeypatch):
     # The disk fills up while the checkpoint of step 8 is written.
     def open_full(path: Path, mode: str = "r", *args: object, **kwargs: object) -> object:
         if "checkpoint_step_00000008.pth" in Path(path).name:
@@ -443,7 +433,7 @@ def test_a_full_disk_is_one_line_and_keeps_complete_files(
 
 # --- loading weights the way users do ---
 
-def test_load_generator_accepts_every_kind_of_file(reference: Path, tmp_path: Path) -> None:
+def test_load_generator_takes_any_generator_file_and_names_the_wrong_network(reference, tmp_path):
     torch.save(Generator(nz=16, ngf=8).state_dict(), tmp_path / "small.pth")
     netG = load_generator(tmp_path / "small.pth")  # built with the stored sizes
     assert netG.nz == 16 and netG(torch.randn(2, 16, 1, 1)).shape == (2, 1, 28, 28)
@@ -459,10 +449,7 @@ def test_load_generator_accepts_every_kind_of_file(reference: Path, tmp_path: Pa
         netG = load_generator(path)
         assert not netG.training
         torch.testing.assert_close(netG(noise), expected, rtol=0, atol=0)
-
-
-def test_the_wrong_network_is_named(reference: Path, tmp_path: Path) -> None:
-    discriminator = reference / "weights" / RUN / "discriminator_final.pth"
+    discriminator = weights / "discriminator_final.pth"  # the wrong network is named
     with pytest.raises(CheckpointError, match="holds weights of the discriminator, not of a "
                                               "DCGAN generator"):
         load_generator(discriminator)

@@ -8,7 +8,6 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -80,9 +79,7 @@ def csv_steps(results: Path) -> list[int]:
 
 # --- a new run beside a finished one: its checkpoints, its resume ---
 
-def test_a_second_run_keeps_its_checkpoints_and_resume_auto_picks_it(
-    mnist_root: Path, tmp_path: Path
-) -> None:
+def test_a_second_run_keeps_its_checkpoints_and_resume_auto_picks_it(mnist_root, tmp_path):
     flags = quick_flags(mnist_root, tmp_path)
     run_train(*flags, "--n_epochs", "1", "--limit_batches", "4",
                       "--checkpoint_interval", "2")
@@ -126,8 +123,7 @@ def test_a_second_run_keeps_its_checkpoints_and_resume_auto_picks_it(
 # --- a fresh clone: the shipped model and gallery survive the first run ---
 
 def test_a_first_run_in_a_clone_leaves_the_shipped_files_alone(
-    short_run: Path, mnist_root: Path, tiny_judge: Path, tmp_path: Path
-) -> None:
+        short_run, mnist_root, tiny_judge, tmp_path):
     clone = tmp_path / "clone"
     (clone / "weights").mkdir(parents=True)
     (clone / "results").mkdir()
@@ -164,8 +160,7 @@ def test_a_first_run_in_a_clone_leaves_the_shipped_files_alone(
 
 # --- two trainings at once; a run in progress ---
 
-def test_two_trainings_at_once_each_keep_their_own_files(mnist_root: Path,
-                                                        tmp_path: Path) -> None:
+def test_two_trainings_at_once_each_keep_their_own_files(mnist_root, tmp_path):
     flags = [*quick_flags(mnist_root, tmp_path), "--n_epochs", "1", "--limit_batches", "4"]
     both = [start_train(*flags), start_train(*flags)]  # most likely in the same second
     for process in both:
@@ -185,8 +180,7 @@ def test_two_trainings_at_once_each_keep_their_own_files(mnist_root: Path,
 
 
 def test_a_run_in_progress_is_refused_to_a_second_train_py_and_freed_by_its_kill(
-    mnist_root: Path, tmp_path: Path
-) -> None:
+        mnist_root, tmp_path):
     flags = [*quick_flags(mnist_root, tmp_path), "--run_name", "busy"]
     weights, results = tmp_path / "weights" / "busy", tmp_path / "results" / "busy"
     # far more epochs than it can train before it is killed below, however fast the machine
@@ -227,7 +221,7 @@ def test_a_run_in_progress_is_refused_to_a_second_train_py_and_freed_by_its_kill
     assert (weights / "generator_final.pth").is_file()
 
 
-def test_two_atomic_writers_of_one_file_at_once_never_corrupt_it(tmp_path: Path) -> None:
+def test_two_atomic_writers_of_one_file_at_once_never_corrupt_it(tmp_path):
     target = tmp_path / "shared.bin"
     contents = [bytes([n]) * 300_000 for n in (1, 2)]
     errors: list[BaseException] = []
@@ -255,8 +249,7 @@ def test_two_atomic_writers_of_one_file_at_once_never_corrupt_it(tmp_path: Path)
     assert list(tmp_path.iterdir()) == [target]  # no temporary file left
 
 
-def test_a_file_that_must_not_be_replaced_is_not_even_by_a_racing_writer(tmp_path: Path
-                                                                          ) -> None:
+def test_a_file_that_must_not_be_replaced_is_not_even_by_a_racing_writer(tmp_path):
     target = tmp_path / "report.json"
     with pytest.raises(ArgumentError) as caught, atomic_path(target, replace=False) as tmp:
         tmp.write_text("mine")
@@ -268,8 +261,7 @@ def test_a_file_that_must_not_be_replaced_is_not_even_by_a_racing_writer(tmp_pat
 
 # --- never half a row, never through a link ---
 
-def test_a_failed_append_leaves_no_half_row(tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_append_leaves_no_half_row(tmp_path, monkeypatch):
     path = tmp_path / "log.csv"
     path.write_text("a,b\n1,2\n")
     write = os.write
@@ -288,7 +280,7 @@ def test_a_failed_append_leaves_no_half_row(tmp_path: Path,
     assert path.read_text() == "a,b\n1,2\n"
 
 
-def test_a_log_appends_to_no_link_planted_at_its_name(tmp_path: Path) -> None:
+def test_a_log_appends_to_no_link_planted_at_its_name(tmp_path):
     (tmp_path / "elsewhere.txt").write_text("the user's\n")
     (tmp_path / "log.csv").symlink_to(tmp_path / "elsewhere.txt")
     with pytest.raises(OSError, match=f"cannot write {tmp_path / 'log.csv'}"):
@@ -306,9 +298,7 @@ def test_a_log_appends_to_no_link_planted_at_its_name(tmp_path: Path) -> None:
     (lambda lines: [*lines[:4], lines[4][:12]], [1, 2, 3, 4, 5, 6], "dropped 1 lines"),  # at it
 ], ids=["emptied", "foreign", "a row deleted", "half a row after", "half a row at"])
 def test_a_resumed_csv_keeps_the_rows_that_parse_up_to_the_checkpoint(
-    edit: Callable, steps: list[int], warning: str | None, short_run: Path, mnist_root: Path,
-    tiny_judge: Path, tmp_path: Path
-) -> None:
+        edit, steps, warning, short_run, mnist_root, tiny_judge, tmp_path):
     shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
     csv = tmp_path / "results" / RUN / "training_data.csv"
     unbroken = csv.read_text().splitlines(keepends=True)
@@ -331,8 +321,7 @@ def test_a_resumed_csv_keeps_the_rows_that_parse_up_to_the_checkpoint(
 
 @pytest.mark.parametrize("damage", ["truncated", "one bit flipped"])
 def test_resume_auto_falls_back_to_the_newest_readable_checkpoint(
-    damage: str, short_run: Path, mnist_root: Path, tiny_judge: Path, tmp_path: Path
-) -> None:
+        damage, short_run, mnist_root, tiny_judge, tmp_path):
     shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
     weights = tmp_path / "weights" / RUN
     newest = weights / "checkpoint_step_00000006.pth"
@@ -359,7 +348,7 @@ def test_resume_auto_falls_back_to_the_newest_readable_checkpoint(
 
 # --- the remaining one-line errors ---
 
-def test_an_atomic_write_that_fails_names_the_file_not_its_temporary(tmp_path: Path) -> None:
+def test_an_atomic_write_that_fails_names_the_file_not_its_temporary(tmp_path):
     target = tmp_path / "image.png"
     with pytest.raises(OSError) as caught, atomic_path(target) as tmp:
         tmp.write_bytes(b"12")
@@ -377,10 +366,7 @@ def full_disk(*args: object) -> None:
 
 
 @pytest.mark.parametrize("hook", ["quiet", "default"])
-def test_a_full_disk_under_the_tensorboard_thread_is_one_line(
-    hook: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_full_disk_under_the_tensorboard_thread_is_one_line(hook, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(threading, "excepthook",  # quiet: as train.py sets it
                         quiet_tensorboard_thread if hook == "quiet" else threading.__excepthook__)
     recorder = TrainingLog(tmp_path, tmp_path / "logs", 0, 1)
@@ -400,7 +386,7 @@ def test_a_full_disk_under_the_tensorboard_thread_is_one_line(
         recorder.close()  # the failure again, and the CSV is closed
 
 
-def test_a_missing_judge_warns_and_trains(mnist_root: Path, tmp_path: Path) -> None:
+def test_a_missing_judge_warns_and_trains(mnist_root, tmp_path):
     judge = tmp_path / "nowhere.pth"
     result = run_train(*NARROW, "--n_epochs", "1", "--limit_batches", "2", "--batch_size",
                        "16", "--save_interval", "1", "--eval_samples", "64", "--data_dir",
@@ -417,8 +403,7 @@ def test_a_missing_judge_warns_and_trains(mnist_root: Path, tmp_path: Path) -> N
     assert not (tmp_path / "weights" / RUN / "generator_best.pth").exists()
 
 
-def test_ctrl_c_while_the_final_files_are_written_finishes_them(mnist_root: Path,
-                                                                tmp_path: Path) -> None:
+def test_ctrl_c_while_the_final_files_are_written_finishes_them(mnist_root, tmp_path):
     # SIGINT as the final files are written, in a process of its own: it waits for them.
     script = ("import os, signal, sys\n"
               "import train\n"
@@ -452,9 +437,7 @@ def test_ctrl_c_while_the_final_files_are_written_finishes_them(mnist_root: Path
     ("train_judge.py", ["--lr", "nan"], 2, "argument --lr: expected a positive number"),
     ("train_judge.py", ["--out", "{tmp}"], 2, "--out {tmp} is a folder; give a file name"),
 ])
-def test_scripts_answer_bad_input_in_one_line(script: str, args: list[str], code: int,
-                                              text: str, short_run: Path,
-                                              tmp_path: Path) -> None:
+def test_scripts_answer_bad_input_in_one_line(script, args, code, text, short_run, tmp_path):
     (tmp_path / "file").write_text("x")
 
     def fill(value: str) -> str:
@@ -472,8 +455,7 @@ def test_scripts_answer_bad_input_in_one_line(script: str, args: list[str], code
 
 # --- which run --resume continues ---
 
-def test_what_resumes_of_a_finished_run_write(short_run: Path, mnist_root: Path,
-                                              tiny_judge: Path, tmp_path: Path) -> None:
+def test_what_resumes_of_a_finished_run_write(short_run, mnist_root, tiny_judge, tmp_path):
     shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
     flags, weights = short_run_flags(mnist_root, tiny_judge, tmp_path), tmp_path / "weights" / RUN
     before = snapshot(tmp_path)
@@ -518,8 +500,7 @@ def test_what_resumes_of_a_finished_run_write(short_run: Path, mnist_root: Path,
 # --- the other scripts replace only what they are told to ---
 
 def test_generate_and_evaluate_replace_an_existing_file_only_when_told(
-    short_run: Path, tiny_judge: Path, mnist_root: Path, tmp_path: Path
-) -> None:
+        short_run, tiny_judge, mnist_root, tmp_path):
     weights = str(short_run / "weights" / RUN / "generator_final.pth")
     precious = tmp_path / "generator_final.pth"
     shutil.copy(weights, precious)
@@ -560,8 +541,7 @@ def test_generate_and_evaluate_replace_an_existing_file_only_when_told(
         assert image.format == "JPEG" and image.size == (3 * 30 + 2, 3 * 30 + 2)
 
 
-def test_train_judge_replaces_no_judge_or_record_unless_told(mnist_root: Path,
-                                                            tmp_path: Path) -> None:
+def test_train_judge_replaces_no_judge_or_record_unless_told(mnist_root, tmp_path):
     (tmp_path / "judge.json").write_text('{"test_accuracy": 0.99}')
     result = run_script("train_judge.py", "--data_dir", str(mnist_root), "--out",
                         str(tmp_path / "judge.pt"), "--device", "cpu", code=2)
@@ -579,8 +559,7 @@ def test_train_judge_replaces_no_judge_or_record_unless_told(mnist_root: Path,
 
 
 def test_inputs_are_checked_before_the_long_work_and_failures_name_their_file(
-    short_run: Path, tiny_judge: Path, mnist_root: Path, tmp_path: Path
-) -> None:
+        short_run, tiny_judge, mnist_root, tmp_path):
     judge = tmp_path / "judge.pth"
     shutil.copy(tiny_judge, judge)
     judge.with_suffix(".json").write_text("{not json")
@@ -605,7 +584,7 @@ def test_inputs_are_checked_before_the_long_work_and_failures_name_their_file(
     assert "--resume" not in last_line(resumed)
 
 
-def test_an_output_that_cannot_be_printed_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_output_that_cannot_be_printed_is_named(capsys):
     from utils.cli import report
 
     assert report("train.py", OSError(errno.ENOSPC, "No space left on device"), "") == 1
@@ -614,8 +593,7 @@ def test_an_output_that_cannot_be_printed_is_named(capsys: pytest.CaptureFixture
 
 
 def test_a_tensorboard_folder_full_at_the_start_says_the_step_and_how_to_continue(
-    mnist_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+        mnist_root, tmp_path, monkeypatch):
     import utils.recorder
 
     def full(*args: object, **kwargs: object) -> None:
@@ -633,8 +611,7 @@ def test_a_tensorboard_folder_full_at_the_start_says_the_step_and_how_to_continu
 
 
 @pytest.mark.parametrize("where", [".", "a b"])
-def test_a_checkpoint_outside_a_folder_named_as_a_run_is_refused(short_run: Path, tmp_path: Path,
-                                                                  where: str) -> None:
+def test_a_checkpoint_outside_a_folder_named_as_a_run_is_refused(short_run, tmp_path, where):
     checkpoint = Path(where) / "checkpoint_step_00000006.pth"
     (tmp_path / where).mkdir(exist_ok=True)
     shutil.copy(short_run / "weights" / RUN / checkpoint.name, tmp_path / checkpoint)
@@ -653,8 +630,7 @@ REFUSED = ("{} exists and is not this run's: a resumed run writes into folders t
 
 
 def test_a_checkpoint_from_elsewhere_gets_new_folders_never_a_namesakes(
-    short_run: Path, mnist_root: Path, tiny_judge: Path, tmp_path: Path
-) -> None:
+        short_run, mnist_root, tiny_judge, tmp_path):
     shutil.copytree(short_run, tmp_path / "here")  # a finished run named RUN, here
     copy = shutil.copytree(short_run / "weights" / RUN, tmp_path / "elsewhere" / RUN)
     checkpoint = copy / "checkpoint_step_00000003.pth"  # of another clone, also named RUN
@@ -671,8 +647,7 @@ def test_a_checkpoint_from_elsewhere_gets_new_folders_never_a_namesakes(
 
 
 def test_a_resumed_run_writes_into_no_folder_that_no_run_made(
-    short_run: Path, mnist_root: Path, tiny_judge: Path, tmp_path: Path
-) -> None:
+        short_run, mnist_root, tiny_judge, tmp_path):
     shutil.copytree(short_run, tmp_path / "run")
     clone = tmp_path / "clone"  # a clone's shipped folders: files, and no run's lock file
     for folder in ("weights", "results"):
@@ -697,8 +672,7 @@ def test_a_resumed_run_writes_into_no_folder_that_no_run_made(
         top.name, "generator_final.pth"]
 
 
-def test_roots_that_are_one_folder_through_a_link_hold_one_run(mnist_root: Path,
-                                                                tmp_path: Path) -> None:
+def test_roots_that_are_one_folder_through_a_link_hold_one_run(mnist_root, tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "out")
     run_train(*quick_flags(mnist_root, tmp_path), "--n_epochs", "1", "--limit_batches",

@@ -2,7 +2,6 @@
 
 import contextlib
 import copy
-from pathlib import Path
 
 import pytest
 import torch
@@ -58,7 +57,7 @@ def textbook_step(netG, netD, opt_G, opt_D, real) -> list[float]:  # noqa: ANN00
 BATCHES = torch.rand(5, 32, 1, 28, 28, generator=torch.Generator().manual_seed(1)) * 2 - 1
 
 
-def test_gan_step_is_the_textbook_step_bit_for_bit() -> None:
+def test_gan_step_is_the_textbook_step_bit_for_bit():
     # over 5 batches: a wrong label, loss or update, or D's gradients left off, would show
     reference, ours = make_gan(), make_gan()
     for real in BATCHES:
@@ -72,7 +71,7 @@ def test_gan_step_is_the_textbook_step_bit_for_bit() -> None:
             assert torch.equal(a, b)
 
 
-def test_train_pys_channels_last_step_matches_the_textbook_step_to_rounding() -> None:
+def test_train_pys_channels_last_step_matches_the_textbook_step_to_rounding():
     # Channels-last convolutions round differently, which Adam's first steps (each weight moved
     # by +-lr) magnify, by as much as 1e-3 after one step and 5e-3 after five on some CPUs. A
     # wrong step (a label, a loss, a missed update) is off by far more than 1e-2.
@@ -93,7 +92,7 @@ def bfloat16_autocast() -> contextlib.AbstractContextManager:
     return torch.autocast("cpu", dtype=torch.bfloat16)
 
 
-def test_amp_step_matches_float32_on_a_trained_discriminator() -> None:
+def test_amp_step_matches_float32_on_a_trained_discriminator():
     netG, netD, opt_G, opt_D = make_gan()
     for real in BATCHES[:3]:  # a few float32 steps: D's logits grow away from 0
         gan_step(netG, netD, opt_G, opt_D, real, nz=100)
@@ -108,7 +107,7 @@ def test_amp_step_matches_float32_on_a_trained_discriminator() -> None:
         assert tensor.dtype in (torch.float32, torch.int64)
 
 
-def test_large_logits_under_amp_keep_the_float32_loss_and_a_gradient() -> None:
+def test_large_logits_under_amp_keep_the_float32_loss_and_a_gradient():
     torch.manual_seed(3)  # the counts below depend on the initial weights: fixed ones
     netD = Discriminator().eval()  # running BatchNorm statistics: logits scale with weights
     fakes = torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
@@ -131,7 +130,7 @@ def test_large_logits_under_amp_keep_the_float32_loss_and_a_gradient() -> None:
     assert netD.main[-2].weight.grad.abs().sum() > 0
 
 
-def test_resolve_device_prefers_cuda_then_mps_then_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resolve_device_prefers_cuda_then_mps_then_cpu(monkeypatch):
     def machine(cuda: bool, mps: bool) -> None:
         monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
         monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
@@ -149,7 +148,7 @@ def test_resolve_device_prefers_cuda_then_mps_then_cpu(monkeypatch: pytest.Monke
         resolve_device("mps")
 
 
-def test_discriminator_gradients_come_back_after_a_failed_generator_step() -> None:
+def test_discriminator_gradients_come_back_after_a_failed_generator_step():
     netG, netD, opt_G, opt_D = make_gan()
     calls = []
 
@@ -174,7 +173,7 @@ META = torch.device("meta")
 COPIED_OUT = "Cannot copy out of meta tensor"
 
 
-def test_the_step_and_the_average_make_their_tensors_on_the_networks_device() -> None:
+def test_the_step_and_the_average_make_their_tensors_on_the_networks_device():
     netG, netD = Generator(16, 8).to(META), Discriminator(8).to(META)
     with pytest.raises(RuntimeError, match="meta"):  # what a CPU tensor in the step would do
         netG(torch.randn(2, 16, 1, 1))
@@ -188,7 +187,7 @@ def test_the_step_and_the_average_make_their_tensors_on_the_networks_device() ->
 
 @pytest.mark.parametrize("sample", ["grid", "interpolation", "digit endpoints", "one digit",
                                     "evaluation"])
-def test_sampling_feeds_each_network_on_its_own_device(sample: str, tmp_path: Path) -> None:
+def test_sampling_feeds_each_network_on_its_own_device(sample, tmp_path):
     netG, judge = Generator(16, 8).to(META).eval(), Judge().to(META).eval()
     calls = {
         "grid": lambda: generate_fixed_noise_grid(netG, torch.randn(4, 16, 1, 1),

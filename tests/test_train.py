@@ -23,7 +23,7 @@ from utils.recorder import COLUMNS, EVALUATION_COLUMNS, TENSORBOARD_TAGS
 N_STEPS = 6  # SHORT_RUN: 2 epochs x 3 batches
 
 
-def test_every_promised_file_is_written_and_named(short_run: Path) -> None:
+def test_every_promised_file_is_written_and_named(short_run):
     results, weights = short_run / "results" / RUN, short_run / "weights" / RUN
     assert {p.name for p in results.iterdir()} == {
         ".train.lock",  # in each of the run's folders: the mark of a folder a run made
@@ -57,7 +57,7 @@ def test_every_promised_file_is_written_and_named(short_run: Path) -> None:
         f"--weights={weights / 'generator_final.pth'}")
 
 
-def test_the_logs_hold_each_batch_and_evaluation_alike(short_run: Path) -> None:
+def test_the_logs_hold_each_batch_and_evaluation_alike(short_run):
     csv = pd.read_csv(short_run / "results" / RUN / "training_data.csv")
     assert tuple(csv.columns) == COLUMNS
     assert csv["step"].tolist() == list(range(1, N_STEPS + 1))
@@ -91,7 +91,7 @@ def test_the_logs_hold_each_batch_and_evaluation_alike(short_run: Path) -> None:
         assert (images[0].width, images[0].height) == (242, 242)
 
 
-def test_the_weights_checkpoint_and_config_describe_the_run(short_run: Path) -> None:
+def test_the_weights_checkpoint_and_config_describe_the_run(short_run):
     weights = short_run / "weights" / RUN
     config = json.loads((short_run / "results" / RUN / "config.json").read_text())
     assert config["batch_size"] == 16 and config["lr"] == 0.0002 and config["beta1"] == 0.5
@@ -131,7 +131,7 @@ def run_snippet(snippet: str, cwd: Path) -> None:
     run_python("-c", snippet, cwd=cwd)
 
 
-def test_readme_snippets_run_on_the_shipped_weights(tmp_path: Path) -> None:
+def test_readme_snippets_run_on_the_shipped_weights(tmp_path):
     original, helper = readme_snippets()
     assert "generate_fixed_noise_grid(netG, noise, 'my_generated_images.png')" in original
     (tmp_path / "weights").mkdir()  # a clone's folder, the README's snippet builds Generator()
@@ -143,8 +143,7 @@ def test_readme_snippets_run_on_the_shipped_weights(tmp_path: Path) -> None:
         assert len(np.unique(np.asarray(grid.convert("L")))) > 10  # an image, not a blank
 
 
-def test_a_resumed_run_is_the_unbroken_run(short_run: Path, mnist_root: Path,
-                                           tiny_judge: Path, tmp_path: Path) -> None:
+def test_a_resumed_run_is_the_unbroken_run(short_run, mnist_root, tiny_judge, tmp_path):
     flags, weights = short_run_flags(mnist_root, tiny_judge, tmp_path), tmp_path / "weights" / RUN
     run_train(*flags, "--n_epochs", "1")  # a finished run, then trained further
     for step in (3, 0):  # the end of epoch 1; then the start, as if killed before step 3
@@ -175,7 +174,7 @@ def readme_flag_table() -> dict[str, str]:
     return {flag: default.strip().strip("`") for flag, default in rows}
 
 
-def test_help_and_the_docs_table_list_every_flag_with_one_default() -> None:
+def test_help_and_the_docs_table_list_every_flag_with_one_default():
     result = run_train("--help")
     options = result.stdout.split("options:")[1]
     flags = set(re.findall(r"^\s+(--\w+)", options, re.MULTILINE)) - {"--help"}
@@ -189,7 +188,7 @@ def test_help_and_the_docs_table_list_every_flag_with_one_default() -> None:
         assert match.group(1) == default, flag
 
 
-def test_the_configuration_is_frozen_and_has_one_field_per_flag(tmp_path: Path) -> None:
+def test_the_configuration_is_frozen_and_has_one_field_per_flag(tmp_path):
     flags = vars(train.build_parser().parse_args(["--device", "cpu"]))
     config = make_config(flags, given={"device"})
     assert {field.name for field in dataclasses.fields(config)} == set(flags)
@@ -198,7 +197,7 @@ def test_the_configuration_is_frozen_and_has_one_field_per_flag(tmp_path: Path) 
         config.lr = 0.1
 
 
-def test_a_resumed_amp_is_checked_on_the_new_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_resumed_amp_is_checked_on_the_new_machine(monkeypatch):
     import utils.config
 
     flags = vars(train.build_parser().parse_args(["--device", "cpu", "--resume", "auto",
