@@ -22,6 +22,7 @@ os.environ["OMP_NUM_THREADS"] = "1"
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -131,6 +132,21 @@ def roots(out: Path) -> list[str]:
 def output_flags(out: Path) -> list[str]:
     """The flags that send every output of the run named RUN under ``out``."""
     return [*roots(out), "--run_name", RUN]
+
+
+def assert_same_weights(ours: Path, theirs: Path, ignore: tuple[str, ...] = ()) -> None:
+    """Two weights files or checkpoints hold the same keys, numbers and tensors, bit for bit."""
+    a, b = (torch.load(path, weights_only=True) for path in (ours, theirs))
+    assert a.keys() == b.keys()
+    torch.testing.assert_close({k: a[k] for k in a.keys() - set(ignore)},
+                               {k: b[k] for k in b.keys() - set(ignore)}, rtol=0, atol=0)
+
+
+def logged_steps(folder: Path, tag: str = "loss/D") -> list[int]:
+    """The steps of a scalar in the TensorBoard events in ``folder``, as TensorBoard reads them."""
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    return [event.step for event in events.Scalars(tag)]
 
 
 def last_line(result: subprocess.CompletedProcess | str) -> str:

@@ -51,8 +51,7 @@ def test_after_the_warm_up_it_is_pytorchs_exponential_moving_average():
                 p.copy_(q)
         ours.update(netG)
         reference.update_parameters(netG)
-    torch.testing.assert_close(weights(ours.model), weights(reference.module), rtol=0,
-                               atol=1e-7)
+    torch.testing.assert_close(weights(ours.model), weights(reference.module), rtol=0, atol=1e-7)
 
 
 def test_batchnorm_statistics_are_estimated_for_the_averaged_weights():

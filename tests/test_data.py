@@ -3,6 +3,8 @@
 import gzip
 import hashlib
 import shutil
+import urllib.error
+import urllib.request
 
 import pytest
 import torch
@@ -46,16 +48,17 @@ def test_loader_order_is_the_textbook_dataloaders(mnist_root):
 
 
 def test_missing_data_without_network_names_the_files(tmp_path, monkeypatch):
-    def no_network(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nno network")
+    def offline(*args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(data_loader, "MNIST", no_network)
+    monkeypatch.setattr(urllib.request, "urlopen", offline)  # torchvision's download fails
     with pytest.raises(UserError) as caught:
         load_mnist(tmp_path / "nowhere")
     assert str(caught.value) == (
         f"MNIST is not in {tmp_path / 'nowhere' / 'MNIST' / 'raw'} and could not be downloaded "
-        "(no network); put the files train-images-idx3-ubyte and train-labels-idx1-ubyte (or "
-        "their .gz files) there, or point --data_dir at the folder that holds MNIST/raw")
+        "(<urlopen error no network>); put the files train-images-idx3-ubyte and "
+        "train-labels-idx1-ubyte (or their .gz files) there, or point --data_dir at the folder "
+        "that holds MNIST/raw")
 
 
 def test_the_gz_files_alone_are_extracted_offline(mnist_root, tmp_path, monkeypatch):

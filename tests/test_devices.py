@@ -8,7 +8,14 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.conftest import RUN, run_python, run_script, run_train, short_run_flags
+from tests.conftest import (
+    RUN,
+    assert_same_weights,
+    run_python,
+    run_script,
+    run_train,
+    short_run_flags,
+)
 from tests.test_train import readme_snippets, run_snippet
 from utils.checkpoint import load_generator, load_judge
 from utils.visualize import digit_probabilities
@@ -18,8 +25,7 @@ from utils.visualize import digit_probabilities
 def cuda_run(mnist_root: Path, tiny_judge: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two epochs on CUDA with every output, deterministic cuDNN."""
     out = tmp_path_factory.mktemp("cuda_run")
-    run_train(*short_run_flags(mnist_root, tiny_judge, out), "--device", "cuda",
-                       "--deterministic")
+    run_train(*short_run_flags(mnist_root, tiny_judge, out), "--device", "cuda", "--deterministic")
     return out
 
 
@@ -48,9 +54,7 @@ def test_resume_on_cuda_equals_an_unbroken_cuda_run(cuda_run, mnist_root, tiny_j
                                       pd.read_csv(cuda_run / "results" / RUN / name),
                                       check_exact=True)
     for name in ("generator_final.pth", "discriminator_final.pth", "generator_ema.pth"):
-        ours = torch.load(tmp_path / "weights" / RUN / name, weights_only=True)
-        theirs = torch.load(cuda_run / "weights" / RUN / name, weights_only=True)
-        assert all(torch.equal(ours[k], theirs[k]) for k in theirs), name
+        assert_same_weights(tmp_path / "weights" / RUN / name, cuda_run / "weights" / RUN / name)
 
 
 @pytest.mark.cuda
@@ -58,7 +62,7 @@ def test_a_cuda_checkpoint_resumes_on_the_cpu(cuda_run, mnist_root, tiny_judge, 
     shutil.copytree(cuda_run, tmp_path, dirs_exist_ok=True)
     checkpoint = tmp_path / "weights" / RUN / "checkpoint_step_00000003.pth"
     run_train(*short_run_flags(mnist_root, tiny_judge, tmp_path), "--device", "cpu",
-                        "--resume", str(checkpoint))
+              "--resume", str(checkpoint))
     rows = pd.read_csv(tmp_path / "results" / RUN / "training_data.csv")
     assert rows["step"].tolist() == list(range(1, 7)) and rows.notna().all().all()
 
@@ -67,15 +71,14 @@ def test_a_cuda_checkpoint_resumes_on_the_cpu(cuda_run, mnist_root, tiny_judge, 
 def test_evaluate_generate_and_the_readme_snippet_on_cuda(
         cuda_run, tiny_judge, mnist_root, tmp_path):
     weights = cuda_run / "weights" / RUN / "generator_final.pth"
-    run_script("evaluate.py", "--weights", str(weights), "--judge", str(tiny_judge),
-                           "--data_dir", str(mnist_root), "--n", "100", "--device", "cuda",
-                           "--out", str(tmp_path / "e.json"))
+    run_script("evaluate.py", "--weights", str(weights), "--judge", str(tiny_judge), "--data_dir",
+               str(mnist_root), "--n", "100", "--device", "cuda", "--out", str(tmp_path / "e.json"))
     probe = digit_probabilities(load_generator(weights), load_judge(tiny_judge),
                                 torch.randn(1000, 100, 1, 1))
     digit = int(torch.bincount(probe.argmax(1), minlength=10).argmax())  # one it draws
     run_script("generate.py", "--weights", str(weights), "--judge", str(tiny_judge),
-                       "--digit", str(digit), "--min_confidence", "0.2", "--n", "4",
-                       "--out", str(tmp_path / "d.png"), "--device", "cuda")
+               "--digit", str(digit), "--min_confidence", "0.2", "--n", "4",
+               "--out", str(tmp_path / "d.png"), "--device", "cuda")
     (tmp_path / "weights").mkdir()
     shutil.copy(weights, tmp_path / "weights")
     original, _ = readme_snippets()

@@ -63,7 +63,7 @@ def intermediate_shapes(net: nn.Module, x: torch.Tensor) -> list[tuple[int, ...]
     return shapes
 
 
-def test_shapes_range_and_parameter_counts():
+def test_shapes_range_and_parameter_counts_of_the_three_networks():
     netG, netD = Generator(), Discriminator()
     z = torch.randn(5, 100, 1, 1)
     assert intermediate_shapes(netG, z) == GENERATOR_SHAPES
@@ -76,6 +76,10 @@ def test_shapes_range_and_parameter_counts():
     assert sum(p.numel() for p in netD.parameters()) == 431_104
     small = Discriminator(ndf=8)(Generator(nz=16, ngf=8)(torch.randn(3, 16, 1, 1)))
     assert small.shape == (3,)  # other widths: 28 x 28 images still
+    judge = Judge()
+    assert judge.features(images).shape == (5, Judge.num_features)
+    assert judge(images).shape == (5, 10)
+    assert sum(p.numel() for p in judge.parameters()) == 454_922  # as README.md says
 
 
 @pytest.mark.parametrize("net", [Generator(), Discriminator()])
@@ -89,11 +93,3 @@ def test_init_is_normal_0_002_for_convolutions_only(net):
     before = linear.weight.detach().clone()
     init_dcgan_weights(linear)
     assert torch.equal(linear.weight, before)
-
-
-def test_judge_shapes_and_size():
-    judge = Judge()
-    x = torch.rand(3, 1, 28, 28) * 2 - 1
-    assert judge.features(x).shape == (3, Judge.num_features)
-    assert judge(x).shape == (3, 10)
-    assert sum(p.numel() for p in judge.parameters()) == 454_922  # as README.md says

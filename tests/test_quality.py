@@ -105,8 +105,8 @@ def test_digit_sampling_returns_that_digit(short_run, judge, tiny_judge, tmp_pat
     assert (probabilities.argmax(1) == digit).all()
     assert (probabilities[:, digit] >= level).all()
     run_script("generate.py", "--weights", str(weights), "--judge", str(tiny_judge),
-                        "--digit", str(digit), "--min_confidence", str(level), "--n", "4",
-                        "--out", str(tmp_path / "d.png"), "--device", "cpu")
+               "--digit", str(digit), "--min_confidence", str(level), "--n", "4",
+               "--out", str(tmp_path / "d.png"), "--device", "cpu")
     rare = int(probe.max(0).values.argmin())  # the digit it is least sure to draw
     impossible = run_script("generate.py", "--weights", str(weights), "--judge",
                             str(tiny_judge), "--digit", str(rare), "--min_confidence", "0.999999",

@@ -14,7 +14,15 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import train
-from tests.conftest import REPO, RUN, run_python, run_train, short_run_flags
+from tests.conftest import (
+    REPO,
+    RUN,
+    assert_same_weights,
+    logged_steps,
+    run_python,
+    run_train,
+    short_run_flags,
+)
 from utils.averaging import BN_BATCH_SIZE, BN_SAMPLES
 from utils.config import make_config
 from utils.errors import ArgumentError
@@ -105,10 +113,8 @@ def test_the_weights_checkpoint_and_config_describe_the_run(short_run):
     assert all(torch.equal(final[k], v) for k, v in checkpoint["generator"].items())
     history = pd.read_csv(short_run / "results" / RUN / "evaluation_history.csv")
     raw = history[history["generator"] == "raw"]
-    best_epoch = int(raw.loc[raw["fid"].idxmin(), "epoch"])  # the generator of the best FID
-    best = torch.load(weights / "generator_best.pth", weights_only=True)
-    chosen = torch.load(weights / f"generator_epoch_{best_epoch}.pth", weights_only=True)
-    assert all(torch.equal(best[k], chosen[k]) for k in chosen)
+    best = int(raw.loc[raw["fid"].idxmin(), "epoch"])  # the epoch of the best FID
+    assert_same_weights(weights / "generator_best.pth", weights / f"generator_epoch_{best}.pth")
     averaged = torch.load(weights / "generator_ema.pth", weights_only=True)
     assert {k: v.shape for k, v in averaged.items()} == {k: v.shape for k, v in final.items()}
     assert checkpoint["average"]["updates"] == N_STEPS
@@ -155,31 +161,20 @@ def test_a_resumed_run_is_the_unbroken_run(short_run, mnist_root, tiny_judge, tm
                 short_run / "results" / RUN / name).read_bytes()
         for name in ("generator_final.pth", "discriminator_final.pth", "generator_ema.pth",
                      "generator_best.pth"):
-            a = torch.load(weights / name, weights_only=True)
-            b = torch.load(short_run / "weights" / RUN / name, weights_only=True)
-            assert all(torch.equal(a[k], b[k]) for k in b), name
-        (run_dir,) = (tmp_path / "logs").iterdir()  # the resumed run logs into the same folder
-        events = EventAccumulator(str(run_dir))
-        events.Reload()  # each step once
-        assert [e.step for e in events.Scalars("loss/D")] == list(range(1, N_STEPS + 1))
+            assert_same_weights(weights / name, short_run / "weights" / RUN / name)
+        assert logged_steps(tmp_path / "logs" / RUN) == list(range(1, N_STEPS + 1))  # each once
         for path in weights.iterdir():
             if path.name not in ("checkpoint_step_00000000.pth", ".train.lock"):
                 path.unlink()
 
 
-def readme_flag_table() -> dict[str, str]:
-    """The "Training parameters" table of docs/training.md: each flag and its default."""
-    section = (REPO / "docs" / "training.md").read_text().split("## Training parameters")[1]
-    rows = re.findall(r"^\| `(--\w+)` \| ([^|]+) \|", section.split("\n## ")[0], re.MULTILINE)
-    return {flag: default.strip().strip("`") for flag, default in rows}
-
-
 def test_help_and_the_docs_table_list_every_flag_with_one_default():
-    result = run_train("--help")
-    options = result.stdout.split("options:")[1]
+    options = run_train("--help").stdout.split("options:")[1]
     flags = set(re.findall(r"^\s+(--\w+)", options, re.MULTILINE)) - {"--help"}
     parser = {f"--{action.dest}" for action in train.build_parser()._actions} - {"--help"}
-    table = readme_flag_table()
+    section = (REPO / "docs" / "training.md").read_text().split("## Training parameters")[1]
+    rows = re.findall(r"^\| `(--\w+)` \| ([^|]+) \|", section.split("\n## ")[0], re.MULTILINE)
+    table = {flag: default.strip().strip("`") for flag, default in rows}  # flag: its default
     assert flags == parser == set(table)
     text = " ".join(options.split())  # undo argparse's line wrapping
     for flag, default in table.items():
@@ -188,18 +183,15 @@ def test_help_and_the_docs_table_list_every_flag_with_one_default():
         assert match.group(1) == default, flag
 
 
-def test_the_configuration_is_frozen_and_has_one_field_per_flag(tmp_path):
-    flags = vars(train.build_parser().parse_args(["--device", "cpu"]))
-    config = make_config(flags, given={"device"})
-    assert {field.name for field in dataclasses.fields(config)} == set(flags)
+def test_the_configuration_is_frozen_and_checked_at_a_resume(monkeypatch):
+    import utils.config
+
+    config = make_config(vars(train.build_parser().parse_args(["--device", "cpu"])), {"device"})
+    assert {field.name for field in dataclasses.fields(config)} == set(
+        vars(train.build_parser().parse_args([])))  # one field per flag
     assert (config.lr, config.batch_size, config.run_name) == (0.0002, 128, None)
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.lr = 0.1
-
-
-def test_a_resumed_amp_is_checked_on_the_new_machine(monkeypatch):
-    import utils.config
-
     flags = vars(train.build_parser().parse_args(["--device", "cpu", "--resume", "auto",
                                                   "--run_name", "r"]))
     monkeypatch.setattr(utils.config, "amp_supported", lambda device: False)

@@ -7,21 +7,10 @@ from PIL import Image
 
 from models import Generator
 from utils.visualize import (
-    generate_fixed_noise_grid,
     save_interpolation_grid,
     save_progress_gif,
     slerp,
 )
-
-
-def test_fixed_noise_grid_is_8x8_tiles(tmp_path):
-    netG = Generator().eval()
-    noise = torch.randn(64, 100, 1, 1)
-    images = generate_fixed_noise_grid(netG, noise, tmp_path / "grid.png")
-    assert images.shape == (64, 1, 28, 28)
-    with Image.open(tmp_path / "grid.png") as grid:
-        assert grid.size == (8 * 30 + 2, 8 * 30 + 2)  # 28-pixel tiles, 2-pixel borders
-    assert not list(tmp_path.glob(".*tmp"))  # the temporary file was moved into place
 
 
 def test_slerp_runs_between_the_endpoints_on_the_sphere():
