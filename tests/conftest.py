@@ -1,8 +1,4 @@
-"""Shared fixtures: tiny MNIST-format files, a tiny judge, one short training run.
-
-The scripts run in-process through their ``main(argv)`` (``call``), except where the
-process itself is what is tested: signals, kills, locks, two at once (``start_train``).
-"""
+"""Shared fixtures: tiny MNIST-format files, a tiny judge, one short run; running the scripts."""
 
 import importlib
 import io
@@ -27,14 +23,6 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip the tests marked ``cuda`` where PyTorch sees no CUDA device."""
-    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is false)")
-    for item in items:
-        if "cuda" in item.keywords and not torch.cuda.is_available():
-            item.add_marker(skip)
 
 
 N_TRAIN, N_TEST = 200, 50

@@ -72,18 +72,3 @@ def test_batchnorm_statistics_are_estimated_for_the_averaged_weights():
         expected = model.main[0](noise).mean(dim=(0, 2, 3))
     torch.testing.assert_close(model.main[1].running_mean, expected, rtol=1e-4, atol=1e-5)
     assert not torch.allclose(model.main[1].running_mean, netG.main[1].running_mean)
-
-
-def test_a_saved_average_continues_identically():
-    netG = small_generator(0)
-    average = GeneratorAverage(netG, decay=0.999, seed=0)
-    for seed in (1, 2, 3):
-        average.update(small_generator(seed))
-    restored = GeneratorAverage(small_generator(9), decay=0.999, seed=0)
-    restored.load_state_dict(average.state_dict())
-    assert restored.updates == 3
-    for copy in (average, restored):
-        copy.update(small_generator(4))
-    assert torch.equal(weights(average.model), weights(restored.model))
-    for a, b in zip(average.generator().buffers(), restored.generator().buffers(), strict=True):
-        assert torch.equal(a, b)

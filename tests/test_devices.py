@@ -20,6 +20,9 @@ from tests.test_train import readme_snippets, run_snippet
 from utils.checkpoint import load_generator, load_judge
 from utils.visualize import digit_probabilities
 
+pytestmark = [pytest.mark.cuda, pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU (torch.cuda.is_available() is false)")]
+
 
 @pytest.fixture(scope="module")
 def cuda_run(mnist_root: Path, tiny_judge: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -29,7 +32,6 @@ def cuda_run(mnist_root: Path, tiny_judge: Path, tmp_path_factory: pytest.TempPa
     return out
 
 
-@pytest.mark.cuda
 def test_two_epochs_on_cuda_write_what_the_cpu_writes(cuda_run, short_run):
     for kind in ("results", "weights"):
         names = {p.name for p in (cuda_run / kind / RUN).iterdir()}
@@ -43,7 +45,6 @@ def test_two_epochs_on_cuda_write_what_the_cpu_writes(cuda_run, short_run):
         assert all(value.device.type == "cpu" for value in weights.values()), name
 
 
-@pytest.mark.cuda
 def test_resume_on_cuda_equals_an_unbroken_cuda_run(cuda_run, mnist_root, tiny_judge, tmp_path):
     flags = [*short_run_flags(mnist_root, tiny_judge, tmp_path), "--device", "cuda",
              "--deterministic"]
@@ -57,7 +58,6 @@ def test_resume_on_cuda_equals_an_unbroken_cuda_run(cuda_run, mnist_root, tiny_j
         assert_same_weights(tmp_path / "weights" / RUN / name, cuda_run / "weights" / RUN / name)
 
 
-@pytest.mark.cuda
 def test_a_cuda_checkpoint_resumes_on_the_cpu(cuda_run, mnist_root, tiny_judge, tmp_path):
     shutil.copytree(cuda_run, tmp_path, dirs_exist_ok=True)
     checkpoint = tmp_path / "weights" / RUN / "checkpoint_step_00000003.pth"
@@ -67,7 +67,6 @@ def test_a_cuda_checkpoint_resumes_on_the_cpu(cuda_run, mnist_root, tiny_judge, 
     assert rows["step"].tolist() == list(range(1, 7)) and rows.notna().all().all()
 
 
-@pytest.mark.cuda
 def test_evaluate_generate_and_the_readme_snippet_on_cuda(
         cuda_run, tiny_judge, mnist_root, tmp_path):
     weights = cuda_run / "weights" / RUN / "generator_final.pth"
@@ -88,7 +87,6 @@ def test_evaluate_generate_and_the_readme_snippet_on_cuda(
         assert grid.size == (242, 242)
 
 
-@pytest.mark.cuda
 def test_bench_train_quick_on_cuda():
     result = run_python("-m", "benchmarks.bench_train", "--quick", "--device", "cuda")
     assert "| default |" in result.stdout and "GiB |" in result.stdout

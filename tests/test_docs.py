@@ -1,12 +1,11 @@
 """README.md and docs/: every link resolves, the numbers they state are the files'."""
 
 import re
-import stat
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import NARROW, REPO, output_flags, run_train
+from tests.conftest import REPO
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
@@ -39,24 +38,3 @@ def test_the_readmes_line_counts_are_the_files():
                                           "utils/step.py", "train.py"]
     for name, lines in rows:
         assert int(lines) == len((REPO / name).read_text().splitlines()), name
-
-
-def test_an_nvidia_gpu_that_this_pytorch_cannot_use_is_named(mnist_root, tmp_path, monkeypatch):
-    fake = tmp_path / "bin" / "nvidia-smi"
-    fake.parent.mkdir()
-    fake.write_text("#!/bin/sh\necho 'NVIDIA-SMI 550.54'\n")
-    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
-    monkeypatch.setenv("PATH", f"{fake.parent}:{Path('/usr/bin')}:{Path('/bin')}")
-    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-    result = run_train(*NARROW, "--n_epochs", "1", "--limit_batches", "1", "--batch_size", "16",
-                       "--eval_interval", "0", "--data_dir", str(mnist_root),
-                       *output_flags(tmp_path))
-    notes = [line for line in result.stderr.splitlines() if line.startswith("train.py: note")]
-    assert len(notes) == 1
-    assert "this machine has an NVIDIA GPU, but this PyTorch" in notes[0]
-    assert "see README.md, 'Installing PyTorch for your hardware'" in notes[0]
-    assert "## Installing PyTorch for your hardware" in (REPO / "README.md").read_text()
-    monkeypatch.setenv("PATH", f"{Path('/usr/bin')}:{Path('/bin')}")  # no GPU: no note
-    again = run_train("--resume", "auto", "--n_epochs", "2", "--data_dir", str(mnist_root),
-                      *output_flags(tmp_path))
-    assert "train.py: note" not in again.stderr or Path("/proc/driver/nvidia/version").exists()

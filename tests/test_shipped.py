@@ -17,16 +17,13 @@ def scores(name: str) -> dict:
     return json.loads((RESULTS / name).read_text())
 
 
-def test_the_shipped_run_finished_the_readme_configuration():
+def test_the_shipped_run_finished_the_readme_configuration_with_a_whole_log():
     config = scores("config.json")
     assert config["command"] == "python train.py --data_dir ../shared/data"
     assert (config["n_epochs"], config["batch_size"], config["seed"]) == (50, 128, 0)
     assert (config["ema_decay"], config["amp"]) == (0.999, False)
     assert "finished" in config
     assert f"as run `{config['run_name']}`" in (REPO / "docs" / "quality.md").read_text()
-
-
-def test_the_shipped_log_is_whole_and_has_no_saturated_discriminator():
     rows = pd.read_csv(RESULTS / "training_data.csv")
     assert len(rows) == 50 * 469  # 60,000 images in batches of 128, the last one partial
     assert rows.step.tolist() == list(range(1, len(rows) + 1))  # resumed twice, no gap or repeat

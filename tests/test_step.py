@@ -123,22 +123,17 @@ def test_large_logits_under_amp_keep_the_float32_loss_and_a_gradient():
     assert netD.main[-2].weight.grad.abs().sum() > 0
 
 
-def test_resolve_device_prefers_cuda_then_mps_then_cpu(monkeypatch):
-    def machine(cuda: bool, mps: bool) -> None:
-        monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
-        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
-
-    machine(cuda=True, mps=True)
-    assert resolve_device("auto") == torch.device("cuda")
+@pytest.mark.parametrize(("cuda", "mps", "auto"), [(True, True, "cuda"), (False, True, "mps"),
+                                                   (False, False, "cpu")])
+def test_resolve_device_prefers_cuda_then_mps_then_cpu(cuda, mps, auto, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert resolve_device("auto") == torch.device(auto)
     assert resolve_device("cpu") == torch.device("cpu")
-    machine(cuda=False, mps=True)
-    assert resolve_device("auto") == torch.device("mps")
-    with pytest.raises(ArgumentError, match="--device cuda: PyTorch sees no cuda"):
-        resolve_device("cuda")
-    machine(cuda=False, mps=False)
-    assert resolve_device("auto") == torch.device("cpu")
-    with pytest.raises(ArgumentError, match="--device mps: PyTorch sees no mps"):
-        resolve_device("mps")
+    for device, there in (("cuda", cuda), ("mps", mps)):
+        if not there:
+            with pytest.raises(ArgumentError, match=f"--device {device}: PyTorch sees no {device}"):
+                resolve_device(device)
 
 
 def test_discriminator_gradients_come_back_after_a_failed_generator_step():

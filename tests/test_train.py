@@ -110,7 +110,6 @@ def test_the_weights_checkpoint_and_config_describe_the_run(short_run):
     assert checkpoint["fixed_noise"].shape == (64, 100, 1, 1)
     assert set(checkpoint) >= {"generator", "discriminator", "optimizer_G", "optimizer_D", "rng"}
     final = torch.load(weights / "generator_final.pth", weights_only=True)
-    assert all(torch.equal(final[k], v) for k, v in checkpoint["generator"].items())
     history = pd.read_csv(short_run / "results" / RUN / "evaluation_history.csv")
     raw = history[history["generator"] == "raw"]
     best = int(raw.loc[raw["fid"].idxmin(), "epoch"])  # the epoch of the best FID
@@ -202,12 +201,9 @@ def test_the_configuration_is_frozen_and_checked_at_a_resume(monkeypatch):
     with pytest.raises(ArgumentError, match="--ema_decay 0.99 differs from the resumed run's "
                                             "0.999; leave --ema_decay out to resume"):
         make_config({**flags, "ema_decay": 0.99}, given={"resume", "ema_decay"}, resumed=flags)
-    shared = {**flags, "n_epochs": 7, "results_dir": "/elsewhere", "log_dir": "/elsewhere",
-              "weights_dir": "/elsewhere", "data_dir": "/elsewhere", "judge": "/elsewhere",
-              "device": "cuda"}
-    config = make_config(flags, given={"resume"}, resumed=shared)
-    assert config.n_epochs == 7  # inherited
-    # never inherited: paths (a shared checkpoint decides nothing of what is read or written)
-    assert (config.results_dir, config.log_dir, config.weights_dir, config.data_dir,
-            config.judge, config.device) == ("results", "logs", "weights", "data",
-                                             train.build_parser().get_default("judge"), "cpu")
+    paths = ("results_dir", "log_dir", "weights_dir", "data_dir", "judge", "device")
+    config = make_config(flags, given={"resume"},
+                         resumed={**flags, **dict.fromkeys(paths, "/elsewhere"), "n_epochs": 7})
+    assert config.n_epochs == 7  # inherited; never the paths and device: the command line's
+    assert {name: getattr(config, name) for name in paths} == {name: flags[name] for name in paths}
+    assert flags["results_dir"] == "results" and flags["device"] == "cpu"
