@@ -23,8 +23,6 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
-
-
 N_TRAIN, N_TEST = 200, 50
 
 

@@ -22,8 +22,7 @@ def weights(net: torch.nn.Module) -> torch.Tensor:
 def test_the_warm_up_ramps_the_decay_up_and_forgets_the_first_weights():
     early, late = small_generator(1), small_generator(2)
     average = GeneratorAverage(early, decay=0.999, seed=0)
-    assert average.decay_at(0) == pytest.approx(0.1)
-    assert average.decay_at(90) == pytest.approx(0.91)
+    assert average.decay_at(0) == pytest.approx(0.1) and average.decay_at(90) == pytest.approx(0.91)
     assert average.decay_at(8990) == pytest.approx(0.999)  # (1 + n) / (10 + n) reaches it
     assert average.decay_at(100_000) == 0.999
     for _ in range(10):

@@ -47,7 +47,22 @@ def test_loader_order_is_the_textbook_dataloaders(mnist_root):
     assert not torch.equal(first[0], first[1]) and not torch.equal(first[0], images[:48])
 
 
-def test_missing_data_without_network_names_the_files(tmp_path, monkeypatch):
+def test_the_gz_files_alone_are_extracted_offline(mnist_root, tmp_path, monkeypatch):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    resources = []
+    for name in NAMES:  # as the MNIST site hands them out; torchvision checks their MD5
+        packed = gzip.compress((mnist_root / "MNIST" / "raw" / name).read_bytes())
+        (raw / f"{name}.gz").write_bytes(packed)
+        resources.append((f"{name}.gz", hashlib.md5(packed).hexdigest()))
+    monkeypatch.setattr(MNIST, "resources", resources)
+    monkeypatch.setattr(MNIST, "mirrors", ["http://localhost:9/"])  # nothing to download from
+    for ours, theirs in zip(load_mnist(tmp_path), load_mnist(mnist_root), strict=True):
+        assert torch.equal(ours, theirs)  # the images, then the labels
+
+
+def test_missing_files_are_named_and_those_there_never_downloaded_over(
+        mnist_root, tmp_path, monkeypatch):
     def offline(*args: object, **kwargs: object) -> None:
         raise urllib.error.URLError("no network")
 
@@ -59,24 +74,6 @@ def test_missing_data_without_network_names_the_files(tmp_path, monkeypatch):
         "(<urlopen error no network>); put the files train-images-idx3-ubyte and "
         "train-labels-idx1-ubyte (or their .gz files) there, or point --data_dir at the folder "
         "that holds MNIST/raw")
-
-
-def test_the_gz_files_alone_are_extracted_offline(mnist_root, tmp_path, monkeypatch):
-    raw = tmp_path / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    resources = []
-    for name in NAMES:  # as the MNIST site hands them out; torchvision checks their MD5
-        packed = gzip.compress((mnist_root / "MNIST" / "raw" / name).read_bytes())
-        (raw / f"{name}.gz").write_bytes(packed)
-        resources.append((f"{name}.gz", hashlib.md5(packed).hexdigest()))
-    monkeypatch.setattr(MNIST, "resources", resources)
-    monkeypatch.setattr(MNIST, "mirrors", ["http://localhost:9/"])  # nothing to download from
-    images, labels = load_mnist(tmp_path)
-    expected_images, expected_labels = load_mnist(mnist_root)
-    assert torch.equal(images, expected_images) and torch.equal(labels, expected_labels)
-
-
-def test_files_that_are_there_are_read_never_downloaded_over(mnist_root, tmp_path, monkeypatch):
     shutil.copytree(mnist_root, tmp_path, dirs_exist_ok=True)
     images = tmp_path / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
     images.write_bytes(images.read_bytes()[:100])

@@ -16,7 +16,7 @@ from tests.conftest import (
     run_train,
     short_run_flags,
 )
-from tests.test_train import readme_snippets, run_snippet
+from tests.test_train import readme_snippets
 from utils.checkpoint import load_generator, load_judge
 from utils.visualize import digit_probabilities
 
@@ -82,7 +82,7 @@ def test_evaluate_generate_and_the_readme_snippet_on_cuda(
     shutil.copy(weights, tmp_path / "weights")
     original, _ = readme_snippets()
     assert 'torch.device("cuda" if torch.cuda.is_available()' in original
-    run_snippet(original, tmp_path)
+    run_python("-c", original, cwd=tmp_path)
     with Image.open(tmp_path / "my_generated_images.png") as grid:
         assert grid.size == (242, 242)
 

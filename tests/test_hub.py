@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import hubconf
 from tests.conftest import REPO
 
 CHECK = """
@@ -67,8 +68,6 @@ def test_torch_hub_loads_the_shipped_generator_and_its_average(tmp_path):
     ({"ema": "no"}, "ema: expected True or False, got 'no'"),
 ])
 def test_torch_hub_checks_the_sizes_like_the_flags(sizes, message):
-    import hubconf
-
     with pytest.raises(ValueError) as caught:
         hubconf.generator(pretrained=False, **sizes)
     assert str(caught.value) == message

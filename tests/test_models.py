@@ -40,16 +40,14 @@ def test_layers_match_spec(net, spec):
     assert len(found) == len(spec)
     for block, (kind, c_in, c_out, k, s, p, has_bn, act) in zip(found, spec, strict=True):
         conv = block[0]
-        assert type(conv) is kind
-        assert (conv.in_channels, conv.out_channels) == (c_in, c_out)
+        assert type(conv) is kind and (conv.in_channels, conv.out_channels) == (c_in, c_out)
         assert (conv.kernel_size, conv.stride, conv.padding) == ((k, k), (s, s), (p, p))
         assert conv.bias is None
         norms = [m for m in block if isinstance(m, nn.BatchNorm2d)]
         assert len(norms) == int(has_bn)
         for norm in norms:
             assert norm.affine is False and norm.num_features == c_out
-        assert type(block[-1]) is act
-        assert len(block) == 2 + int(has_bn)
+        assert type(block[-1]) is act and len(block) == 2 + int(has_bn)
         if act is nn.LeakyReLU:
             assert block[-1].negative_slope == 0.2
 

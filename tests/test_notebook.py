@@ -23,8 +23,7 @@ SHIPPED_CODE = [REPO / "train.py", REPO / "evaluate.py", REPO / "hubconf.py",
 
 
 def execute(notebook: nbformat.NotebookNode, timeout: int) -> None:
-    """Run every cell of ``notebook`` in place, from notebooks/ (its first cell must find the
-    repository), in ipykernel's own kernel for this Python, never another installed one."""
+    """Run ``notebook`` in place, from notebooks/, in ipykernel's kernel of this Python."""
     manager = AsyncKernelManager(kernel_name="python3",
                                  kernel_spec_manager=KernelSpecManager(kernel_dirs=[]))
     assert manager.kernel_spec.argv[0] == sys.executable

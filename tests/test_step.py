@@ -80,18 +80,14 @@ def test_gan_step_is_the_textbook_step(layout, tolerances):
         torch.testing.assert_close(b, a, rtol=tol, atol=tol)
 
 
-def bfloat16_autocast() -> contextlib.AbstractContextManager:
-    """What --amp runs the networks under (CPU autocast works on any CPU, if slowly)."""
-    return torch.autocast("cpu", dtype=torch.bfloat16)
-
-
 def test_amp_step_matches_float32_on_a_trained_discriminator():
     netG, netD, opt_G, opt_D = make_gan()
     for real in BATCHES[:3]:  # a few float32 steps: D's logits grow away from 0
         gan_step(netG, netD, opt_G, opt_D, real, nz=100)
     twin = copy.deepcopy((netG, netD, opt_G, opt_D))  # the optimisers follow their copies
     torch.manual_seed(0)
-    amp = gan_step(netG, netD, opt_G, opt_D, BATCHES[3], nz=100, autocast=bfloat16_autocast)
+    amp = gan_step(netG, netD, opt_G, opt_D, BATCHES[3], nz=100,  # as --amp does, on the CPU
+                   autocast=lambda: torch.autocast("cpu", dtype=torch.bfloat16))
     torch.manual_seed(0)  # the same noise
     fp32 = gan_step(*twin, BATCHES[3], nz=100)
     assert amp.dtype == torch.float32
@@ -106,11 +102,10 @@ def test_large_logits_under_amp_keep_the_float32_loss_and_a_gradient():
     fakes = torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with torch.no_grad():  # logits of about 8 in magnitude: D sure, float32 not saturated
         netD.main[-2].weight.mul_(8 / netD.main[:-1](fakes).abs().mean())
-    with bfloat16_autocast():
+    with torch.autocast("cpu", dtype=torch.bfloat16):
         scores = netD(fakes)
         logits = netD.main[:-1](fakes).view(-1)
-    assert scores.dtype == torch.float32
-    assert logits.abs().mean() > 6
+    assert scores.dtype == torch.float32 and logits.abs().mean() > 6
     torch.testing.assert_close(scores, torch.sigmoid(logits.float()), rtol=0, atol=0)
     # What a bfloat16 Sigmoid did: far more scores exactly 1 (from a logit of ~6.2 on, not
     # ~17 as in float32), where BCE saturates and the gradient is 0.
@@ -149,14 +144,11 @@ def test_discriminator_gradients_come_back_after_a_failed_generator_step():
     with pytest.raises(RuntimeError, match="out of memory"):
         gan_step(netG, netD, opt_G, opt_D, torch.rand(4, 1, 28, 28), nz=100,
                  autocast=autocast_failing_in_g_update)
-    assert len(calls) == 3
-    assert all(p.requires_grad for p in netD.parameters())
+    assert len(calls) == 3 and all(p.requires_grad for p in netD.parameters())
 
 
-# --- the device of every tensor, without a GPU: networks on PyTorch's meta device ---
-# A tensor made on the CPU and mixed with a meta one raises, as a CPU tensor mixed with a GPU
-# one does on a GPU; a path that keeps to the network's device runs until it copies its
-# result out (which a meta tensor, having no data, cannot).
+# --- the device of every tensor, without a GPU: networks on PyTorch's meta device, which
+# raises with a CPU tensor as a GPU does; a path that keeps to it runs until it copies out ---
 META = torch.device("meta")
 COPIED_OUT = "Cannot copy out of meta tensor"
 
