@@ -1,18 +1,13 @@
-"""Shared fixtures: tiny MNIST-format files, a tiny judge, one short training run.
+"""Shared fixtures: tiny MNIST-format files, a tiny judge, one short run; running the scripts."""
 
-The scripts run in-process through their ``main(argv)`` (``call``), except where the
-process itself is what is tested: signals, kills, locks, two at once (``start_train``).
-"""
-
+import importlib
 import io
 import os
 import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
-from dataclasses import dataclass
 from pathlib import Path
 
 # One thread per test process, set before torch is imported so that the train.py processes
@@ -23,37 +18,23 @@ os.environ["OMP_NUM_THREADS"] = "1"
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
 torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip the tests marked ``cuda`` where PyTorch sees no CUDA device."""
-    if torch.cuda.is_available():
-        return
-    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is false)")
-    for item in items:
-        if "cuda" in item.keywords:
-            item.add_marker(skip)
 N_TRAIN, N_TEST = 200, 50
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
     """Write a uint8 array in the IDX format of the MNIST files (big-endian header)."""
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
-        int(d).to_bytes(4, "big") for d in array.shape
-    )
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
     path.write_bytes(header + array.astype(np.uint8).tobytes())
 
 
 def synthetic_digits(n: int, rng: np.random.Generator,
                      label: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` 28 x 28 uint8 images (a bright bar whose place depends on the label) and labels.
-
-    The labels are random, or all ``label``.
-    """
+    """``n`` 28 x 28 images (a bright bar placed by the label) and labels (random, or ``label``)."""
     labels = rng.integers(0, 10, n) if label is None else np.full(n, label)
     images = rng.integers(0, 40, (n, 28, 28))
     for image, label in zip(images, labels, strict=True):
@@ -75,57 +56,36 @@ def mnist_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@dataclass
-class Result:
-    """What a script's ``main`` returned and printed."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def call(main: Callable[[list[str]], int], *args: str, cwd: Path | None = None) -> Result:
-    """Run a script's ``main(args)`` in this process (in ``cwd``), capturing what it prints."""
+def run_script(script: str, *args: str, cwd: Path | None = None,
+               code: int = 0) -> subprocess.CompletedProcess:
+    """Run a script's ``main(args)`` in this process (in ``cwd``), capturing what it prints;
+    it must exit with ``code``."""
+    main = importlib.import_module(script.removesuffix(".py")).main
     out, err, here = io.StringIO(), io.StringIO(), Path.cwd()
     os.chdir(cwd or here)
     try:
         with redirect_stdout(out), redirect_stderr(err):
             try:
-                code = main(list(args))
+                returned = main(list(args))
             except SystemExit as exit:  # argparse: --help, or a bad flag
-                code = exit.code
+                returned = exit.code
     finally:
         os.chdir(here)
-    return Result(code, out.getvalue(), err.getvalue())
+    assert returned == code, err.getvalue()
+    return subprocess.CompletedProcess(args, returned, out.getvalue(), err.getvalue())
 
 
-def run_train(*args: str, cwd: Path | None = None) -> Result:
-    """``train.py``'s ``main(args)``, in this process."""
-    import train
-
-    return call(train.main, *args, cwd=cwd)
+def run_train(*args: str, cwd: Path | None = None, code: int = 0) -> subprocess.CompletedProcess:
+    """``train.py``'s ``main(args)``, in this process; it must exit with ``code``."""
+    return run_script("train.py", *args, cwd=cwd, code=code)
 
 
-def run_script(script: str, *args: str, cwd: Path | None = None) -> Result:
-    """The ``main(args)`` of ``evaluate.py``, ``generate.py`` or ``train_judge.py``, in-process."""
-    import evaluate
-    import generate
-    import train_judge
-
-    main = {"evaluate.py": evaluate.main, "generate.py": generate.main,
-            "train_judge.py": train_judge.main, "train.py": None}[script]
-    return call(main, *args, cwd=cwd) if main else run_train(*args, cwd=cwd)
-
-
-def run_process(script: str, *args: str, cwd: Path | None = None, env: dict | None = None,
-                **kwargs: object) -> subprocess.CompletedProcess:
-    """Run one of the repository's scripts in a new Python process; output captured as text.
-
-    ``env``: variables to set beside this process's own.
-    """
-    return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd or REPO,
-                          env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
-                          capture_output=True, text=True, timeout=600, **kwargs)
+def run_python(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """``python *args`` in a new process (in ``cwd``, default REPO), the repository importable."""
+    result = subprocess.run([sys.executable, *args], cwd=cwd or REPO, capture_output=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return result
 
 
 def start_train(*args: str) -> subprocess.Popen:
@@ -149,17 +109,40 @@ def wait_for_rows(csv: Path, rows: int, process: subprocess.Popen) -> None:
 RUN = "run"  # the --run_name of the tests' runs: their files are in <root>/run/
 
 
+def roots(out: Path) -> list[str]:
+    """The three output roots under ``out``."""
+    return ["--results_dir", str(out / "results"), "--weights_dir", str(out / "weights"),
+            "--log_dir", str(out / "logs")]
+
+
 def output_flags(out: Path) -> list[str]:
     """The flags that send every output of the run named RUN under ``out``."""
-    return ["--results_dir", str(out / "results"), "--weights_dir", str(out / "weights"),
-            "--log_dir", str(out / "logs"), "--run_name", RUN]
+    return [*roots(out), "--run_name", RUN]
+
+
+def assert_same_weights(ours: Path, theirs: Path, ignore: tuple[str, ...] = ()) -> None:
+    """Two weights files or checkpoints hold the same keys, numbers and tensors, bit for bit."""
+    a, b = (torch.load(path, weights_only=True) for path in (ours, theirs))
+    assert a.keys() == b.keys()
+    torch.testing.assert_close({k: a[k] for k in a.keys() - set(ignore)},
+                               {k: b[k] for k in b.keys() - set(ignore)}, rtol=0, atol=0)
+
+
+def logged_steps(folder: Path, tag: str = "loss/D") -> list[int]:
+    """The steps of a scalar in the TensorBoard events in ``folder``, as TensorBoard reads them."""
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    return [event.step for event in events.Scalars(tag)]
+
+
+def last_line(result: subprocess.CompletedProcess | str) -> str:
+    """The last line a script printed to stderr (or of a text)."""
+    return (result if isinstance(result, str) else result.stderr).strip().splitlines()[-1]
 
 
 def resume_hint(checkpoint: Path, flags: list[str], cwd: Path | None = None) -> str:
-    """What a stopped run started with ``flags`` says: ``checkpoint`` is intact, and the
-    command that continues it (train.py as a path from ``cwd``, the run's working folder;
-    default: this process's), repeating the paths and device of ``flags``.
-    """
+    """What a run started with ``flags`` in ``cwd`` says when it stops: the command that
+    continues it, repeating the paths and device of ``flags``."""
     given = dict(zip(flags[::2], flags[1::2], strict=True))
     script = os.path.relpath(REPO / "train.py", cwd or Path.cwd())
     repeated = [f"{flag}={given[flag]}" for flag in ("--data_dir", "--judge", "--weights_dir",
@@ -173,9 +156,8 @@ def resume_hint(checkpoint: Path, flags: list[str], cwd: Path | None = None) -> 
 def tiny_judge(mnist_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A judge trained by train_judge.py on the synthetic MNIST (its weights file)."""
     out = tmp_path_factory.mktemp("judge") / "judge.pth"
-    result = run_script("train_judge.py", "--data_dir", str(mnist_root), "--epochs", "3",
-                        "--batch_size", "32", "--out", str(out), "--device", "cpu")
-    assert result.returncode == 0, result.stderr
+    run_script("train_judge.py", "--data_dir", str(mnist_root), "--epochs", "3",
+               "--batch_size", "32", "--out", str(out), "--device", "cpu")
     return out
 
 
@@ -198,13 +180,8 @@ def short_run_flags(mnist_root: Path, judge: Path, out: Path) -> list[str]:
 @pytest.fixture(scope="session")
 def short_run(mnist_root: Path, tiny_judge: Path,
               tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The output folder of one short training run on the synthetic MNIST.
-
-    The suite's one ``python train.py`` as a user types it, in a process of its own; what it
-    printed is in ``stdout.txt`` beside its folders.
-    """
+    """One short run, as ``python train.py`` in a process of its own; its output in stdout.txt."""
     out = tmp_path_factory.mktemp("run")
-    result = run_process("train.py", *short_run_flags(mnist_root, tiny_judge, out))
-    assert result.returncode == 0, result.stderr
+    result = run_python(str(REPO / "train.py"), *short_run_flags(mnist_root, tiny_judge, out))
     (out / "stdout.txt").write_text(result.stdout)
     return out

@@ -19,17 +19,12 @@ def weights(net: torch.nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().flatten() for p in net.parameters()])
 
 
-def test_the_warm_up_ramps_the_decay_up_to_its_value() -> None:
-    average = GeneratorAverage(small_generator(0), decay=0.999, seed=0)
-    assert average.decay_at(0) == pytest.approx(0.1)
-    assert average.decay_at(90) == pytest.approx(0.91)
-    assert average.decay_at(8990) == pytest.approx(0.999)  # (1 + n) / (10 + n) reaches it
-    assert average.decay_at(100_000) == 0.999
-
-
-def test_the_warm_up_forgets_the_first_weights() -> None:
+def test_the_warm_up_ramps_the_decay_up_and_forgets_the_first_weights():
     early, late = small_generator(1), small_generator(2)
     average = GeneratorAverage(early, decay=0.999, seed=0)
+    assert average.decay_at(0) == pytest.approx(0.1) and average.decay_at(90) == pytest.approx(0.91)
+    assert average.decay_at(8990) == pytest.approx(0.999)  # (1 + n) / (10 + n) reaches it
+    assert average.decay_at(100_000) == 0.999
     for _ in range(10):
         average.update(early)
     for _ in range(90):
@@ -42,7 +37,7 @@ def test_the_warm_up_forgets_the_first_weights() -> None:
     torch.testing.assert_close(weights(average.model), expected, rtol=0, atol=1e-6)
 
 
-def test_after_the_warm_up_it_is_pytorchs_exponential_moving_average() -> None:
+def test_after_the_warm_up_it_is_pytorchs_exponential_moving_average():
     netG = small_generator(3)
     ours = GeneratorAverage(netG, decay=0.6, seed=0)
     for _ in range(20):  # the ramp (1 + n) / (10 + n) passes 0.6 at n = 12.5
@@ -55,11 +50,10 @@ def test_after_the_warm_up_it_is_pytorchs_exponential_moving_average() -> None:
                 p.copy_(q)
         ours.update(netG)
         reference.update_parameters(netG)
-    torch.testing.assert_close(weights(ours.model), weights(reference.module), rtol=0,
-                               atol=1e-7)
+    torch.testing.assert_close(weights(ours.model), weights(reference.module), rtol=0, atol=1e-7)
 
 
-def test_batchnorm_statistics_are_estimated_for_the_averaged_weights() -> None:
+def test_batchnorm_statistics_are_estimated_for_the_averaged_weights():
     netG = small_generator(0)
     with torch.no_grad():  # running statistics of its own, which must not be the average's
         netG(torch.randn(64, 16, 1, 1))
@@ -77,18 +71,3 @@ def test_batchnorm_statistics_are_estimated_for_the_averaged_weights() -> None:
         expected = model.main[0](noise).mean(dim=(0, 2, 3))
     torch.testing.assert_close(model.main[1].running_mean, expected, rtol=1e-4, atol=1e-5)
     assert not torch.allclose(model.main[1].running_mean, netG.main[1].running_mean)
-
-
-def test_a_saved_average_continues_identically() -> None:
-    netG = small_generator(0)
-    average = GeneratorAverage(netG, decay=0.999, seed=0)
-    for seed in (1, 2, 3):
-        average.update(small_generator(seed))
-    restored = GeneratorAverage(small_generator(9), decay=0.999, seed=0)
-    restored.load_state_dict(average.state_dict())
-    assert restored.updates == 3
-    for copy in (average, restored):
-        copy.update(small_generator(4))
-    assert torch.equal(weights(average.model), weights(restored.model))
-    for a, b in zip(average.generator().buffers(), restored.generator().buffers(), strict=True):
-        assert torch.equal(a, b)

@@ -1,25 +1,17 @@
 """The benchmark scripts run and report their numbers (their timings are not checked)."""
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import REPO
+from tests.conftest import run_python
 from utils.device import amp_supported
 
 
-def test_loader_vs_step_reports_each_loader_share(mnist_root: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.loader_vs_step", "--data_dir", str(mnist_root),
-         "--steps", "1", "--batch_size", "64"],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
+def test_loader_vs_step_reports_each_loader_share(mnist_root):
+    result = run_python("-m", "benchmarks.loader_vs_step", "--data_dir", str(mnist_root),
+                        "--steps", "1", "--batch_size", "64")
     step_ms, train = map(float, re.search(
         r"GAN step: ([\d.]+) ms/batch -> ([\d.]+) s for 4 batches", result.stdout).groups())
     assert train == pytest.approx(4 * step_ms / 1000, abs=0.005 + 4 * 0.05 / 1000)
@@ -32,11 +24,8 @@ def test_loader_vs_step_reports_each_loader_share(mnist_root: Path) -> None:
         assert low - 0.005 <= share <= high + 0.005
 
 
-def test_bench_train_quick_reports_each_mode() -> None:
-    result = subprocess.run([sys.executable, "-m", "benchmarks.bench_train", "--quick",
-                             "--device", "cpu"], cwd=REPO, capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
-    assert result.returncode == 0, result.stderr
+def test_bench_train_quick_reports_each_mode():
+    result = run_python("-m", "benchmarks.bench_train", "--quick", "--device", "cpu")
     rows = re.findall(r"^\| (\S+) \| (\d+) \| ([\d.]+) \|", result.stdout, re.MULTILINE)
     modes = [mode for mode, *_ in rows]
     # --quick drops the compiled modes, and --amp where the CPU has no bfloat16

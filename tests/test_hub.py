@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, RUN
+import hubconf
+from tests.conftest import REPO
 
 CHECK = """
 import sys, torch
@@ -24,9 +25,6 @@ for ema, name in ((False, "generator_final.pth"), (True, "generator_ema.pth")):
     assert all(torch.equal(state[k], stored[k]) for k in stored), name
     assert not netG.training and netG.nz == 100, name
     assert netG(torch.randn(5, 100, 1, 1)).shape == (5, 1, 28, 28)
-untrained = torch.hub.load(clone, "generator", source="local", pretrained=False, nz=16, ngf=8)
-assert untrained.training and untrained.nz == 16
-assert untrained.main[0].weight.shape == (16, 64, 4, 4)
 if "generator_ema.pth" not in shipped:
     try:
         torch.hub.load(clone, "generator", source="local", ema=True)
@@ -52,33 +50,27 @@ def check(clone: Path, *shipped: str, caller: Path) -> None:
     assert result.stdout.strip() == f"checked {clone}"
 
 
-def test_torch_hub_loads_the_shipped_generator(tmp_path: Path) -> None:
+def test_torch_hub_loads_the_shipped_generator_and_its_average(tmp_path):
     check(REPO, "generator_final.pth", "generator_ema.pth", caller=tmp_path / "caller")
-
-
-def test_torch_hub_loads_the_generator_and_its_average(short_run: Path, tmp_path: Path) -> None:
-    clone = tmp_path / "clone"  # a clone whose weights/ holds a test run's generators
+    clone = tmp_path / "clone"  # a clone without the average
     for part in ("models", "utils"):
         shutil.copytree(REPO / part, clone / part, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "hubconf.py", clone)
-    shutil.copytree(short_run / "weights" / RUN, clone / "weights",
-                    ignore=shutil.ignore_patterns("checkpoint_*", ".train.lock"))
-    check(clone, "generator_final.pth", "generator_ema.pth", caller=tmp_path / "caller")
-    (clone / "weights" / "generator_ema.pth").unlink()  # a clone without the average
+    (clone / "weights").mkdir()
+    shutil.copy(REPO / "weights" / "generator_final.pth", clone / "weights")
     check(clone, "generator_final.pth", caller=tmp_path / "caller")
 
 
 @pytest.mark.parametrize(("sizes", "message"), [
     ({"ngf": 0}, "ngf: expected an integer in [1, 2**31), got '0'"),
-    ({"ngf": -1}, "ngf: expected an integer in [1, 2**31), got '-1'"),
     ({"nz": 2.5}, "nz: expected an integer in [1, 2**31), got '2.5'"),
     ({"nz": "100"}, "nz: expected a number, got '100'"),
     ({"ema": "no"}, "ema: expected True or False, got 'no'"),
 ])
-def test_torch_hub_checks_the_sizes_like_the_flags(sizes: dict, message: str) -> None:
-    import hubconf
-
+def test_torch_hub_checks_the_sizes_like_the_flags(sizes, message):
     with pytest.raises(ValueError) as caught:
         hubconf.generator(pretrained=False, **sizes)
     assert str(caught.value) == message
-    assert hubconf.generator(pretrained=False, nz=np.int64(8), ngf=4).nz == 8  # NumPy's too
+    untrained = hubconf.generator(pretrained=False, nz=np.int64(16), ngf=8)  # NumPy's too
+    assert untrained.training and untrained.nz == 16
+    assert untrained.main[0].weight.shape == (16, 64, 4, 4)

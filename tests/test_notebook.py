@@ -1,10 +1,7 @@
 """notebooks/dcgan_mnist.ipynb: runs top to bottom, shows its images, stays small and honest.
 
-The run executes the notebook in memory, from notebooks/ (so its first cell must find the
-repository), on the synthetic MNIST with ``DCGAN_NOTEBOOK_QUICK=1``: a few batches, a few
-samples. The committed file keeps the outputs of one run on real MNIST; to redo them:
-
-    DATA_DIR=<folder holding MNIST/raw> python -m tests.test_notebook
+The committed file keeps the outputs of one run on real MNIST; to redo them:
+``DATA_DIR=<folder holding MNIST/raw> python -m tests.test_notebook``.
 """
 
 import os
@@ -13,7 +10,6 @@ import sys
 from pathlib import Path
 
 import nbformat
-import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
@@ -27,12 +23,7 @@ SHIPPED_CODE = [REPO / "train.py", REPO / "evaluate.py", REPO / "hubconf.py",
 
 
 def execute(notebook: nbformat.NotebookNode, timeout: int) -> None:
-    """Run every cell of ``notebook`` in place, from notebooks/, in this Python's kernel.
-
-    The kernel is ipykernel's own spec for ``sys.executable``, never a ``python3`` kernel
-    installed elsewhere on the machine (which could be another Python without the
-    requirements).
-    """
+    """Run ``notebook`` in place, from notebooks/, in ipykernel's kernel of this Python."""
     manager = AsyncKernelManager(kernel_name="python3",
                                  kernel_spec_manager=KernelSpecManager(kernel_dirs=[]))
     assert manager.kernel_spec.argv[0] == sys.executable
@@ -48,15 +39,14 @@ def has_image(cell: nbformat.NotebookNode) -> bool:
     return any("image/png" in output.get("data", {}) for output in cell.get("outputs", []))
 
 
-def test_it_runs_top_to_bottom_and_shows_its_images(mnist_root: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_it_runs_top_to_bottom_and_shows_its_images(mnist_root, monkeypatch):
     committed = NOTEBOOK.read_bytes()
     notebook = nbformat.reads(committed.decode(), as_version=4)
     for cell in notebook.cells:  # so that only this run's outputs count
         if cell.cell_type == "code":
             cell.outputs = []
-    monkeypatch.setenv("DATA_DIR", str(mnist_root))
-    monkeypatch.setenv("DCGAN_NOTEBOOK_QUICK", "1")
+    monkeypatch.setenv("DATA_DIR", str(mnist_root))  # synthetic MNIST
+    monkeypatch.setenv("DCGAN_NOTEBOOK_QUICK", "1")  # a few batches, a few samples
     execute(notebook, timeout=300)  # raises CellExecutionError, naming the cell, if one fails
     missing = [cell.source.splitlines()[0] for cell in image_cells(notebook)
                if not has_image(cell)]
@@ -64,7 +54,7 @@ def test_it_runs_top_to_bottom_and_shows_its_images(mnist_root: Path,
     assert NOTEBOOK.read_bytes() == committed  # the run changed nothing in the repository
 
 
-def test_the_committed_notebook_holds_one_clean_run() -> None:
+def test_the_committed_notebook_holds_one_clean_run():
     assert NOTEBOOK.stat().st_size < MAX_BYTES
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     nbformat.validate(notebook)
@@ -85,14 +75,9 @@ def test_the_committed_notebook_holds_one_clean_run() -> None:
         assert not anchor or anchor in anchors(NOTEBOOK.parent / target), link
     text = NOTEBOOK.read_text()
     assert "/work/" not in text and "shared/data" not in text  # no path of the machine it ran on
-
-
-def test_the_notebook_calls_the_repository_instead_of_copying_it() -> None:
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
     shipped = {line.strip() for path in SHIPPED_CODE for line in path.read_text().splitlines()}
-    lines = {line.strip() for cell in notebook.cells if cell.cell_type == "code"
-             for line in cell.source.splitlines()}
-    copied = {line for line in lines & shipped
+    lines = {line.strip() for cell in code for line in cell.source.splitlines()}
+    copied = {line for line in lines & shipped  # it calls the repository instead of copying it
               if len(line) > 30 and not line.startswith(("from ", "import ", "#"))}
     assert not copied
 

@@ -17,16 +17,13 @@ def scores(name: str) -> dict:
     return json.loads((RESULTS / name).read_text())
 
 
-def test_the_shipped_run_finished_the_readme_configuration() -> None:
+def test_the_shipped_run_finished_the_readme_configuration_with_a_whole_log():
     config = scores("config.json")
     assert config["command"] == "python train.py --data_dir ../shared/data"
     assert (config["n_epochs"], config["batch_size"], config["seed"]) == (50, 128, 0)
     assert (config["ema_decay"], config["amp"]) == (0.999, False)
     assert "finished" in config
     assert f"as run `{config['run_name']}`" in (REPO / "docs" / "quality.md").read_text()
-
-
-def test_the_shipped_log_is_whole_and_has_no_saturated_discriminator() -> None:
     rows = pd.read_csv(RESULTS / "training_data.csv")
     assert len(rows) == 50 * 469  # 60,000 images in batches of 128, the last one partial
     assert rows.step.tolist() == list(range(1, len(rows) + 1))  # resumed twice, no gap or repeat
@@ -38,8 +35,7 @@ def test_the_shipped_log_is_whole_and_has_no_saturated_discriminator() -> None:
     ("raw", "generator_final.pth", "evaluation.json"),
     ("ema", "generator_ema.pth", "evaluation_ema.json"),
 ])
-def test_shipped_scores_are_the_history_s_last_row_and_the_readme_s(
-        generator: str, weights: str, evaluation: str) -> None:
+def test_shipped_scores_are_the_history_s_last_row_and_the_readme_s(generator, weights, evaluation):
     result = scores(evaluation)
     assert result["weights"] == f"weights/{weights}" and result["n"] == 10_000
     history = pd.read_csv(RESULTS / "evaluation_history.csv")
@@ -65,7 +61,7 @@ def test_shipped_scores_are_the_history_s_last_row_and_the_readme_s(
                                rtol=0, atol=0.03)
 
 
-def test_the_average_is_the_better_shipped_generator_as_the_readme_says() -> None:
+def test_the_average_is_the_better_shipped_generator_as_the_readme_says():
     raw, ema = scores("evaluation.json")["model"], scores("evaluation_ema.json")["model"]
     assert ema["fid"] <= 0.8 * raw["fid"]  # issue #13: at least 20% lower
     final, average = (torch.load(WEIGHTS / name, weights_only=True)
