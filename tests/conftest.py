@@ -142,12 +142,16 @@ def last_line(result: subprocess.CompletedProcess | str) -> str:
 
 def resume_hint(checkpoint: Path, flags: list[str], cwd: Path | None = None) -> str:
     """What a run started with ``flags`` in ``cwd`` says when it stops: the command that
-    continues it, repeating the paths and device of ``flags``."""
-    given = dict(zip(flags[::2], flags[1::2], strict=True))
+    continues it, repeating every flag given but --run_name and --resume, in --help's order."""
+    import train
+
+    parser = train.build_parser()
+    values = vars(parser.parse_args(flags))
+    given = {flag for flag in flags if flag.startswith("--")}
+    repeated = [f"--{action.dest}" if values[action.dest] is True
+                else f"--{action.dest}={values[action.dest]}" for action in parser._actions
+                if action.option_strings[0] in given - {"--run_name", "--resume"}]
     script = os.path.relpath(REPO / "train.py", cwd or Path.cwd())
-    repeated = [f"{flag}={given[flag]}" for flag in ("--data_dir", "--judge", "--weights_dir",
-                                                     "--results_dir", "--log_dir", "--device")
-                if flag in given]
     return (f"the last checkpoint, {checkpoint}, is intact; to continue: "
             + shlex.join(["python", script, f"--resume={checkpoint}", *repeated]))
 

@@ -37,7 +37,7 @@ from tests.conftest import (
     write_idx,
 )
 from utils.checkpoint import CheckpointError, load_generator, load_state_dict_from
-from utils.run import LOCK_NAME
+from utils.run import ID_NAME, LOCK_NAME
 
 # 3 epochs of 13 batches (200 synthetic images, batch 16), a checkpoint every 4 batches,
 # an evaluation after epoch 1, epoch 2 and the last.
@@ -211,7 +211,7 @@ def test_divergence_stops_with_the_step_and_saves_nothing_after_step_0(long_run,
     message = last_line(result)
     assert message.startswith("train.py: error: training diverged at step 1 (epoch 1, batch 1)")
     assert message.endswith("a resume would diverge again: start a new run with a lower --lr")
-    left = {path.name for path in (tmp_path / "weights" / RUN).iterdir()} - {LOCK_NAME}
+    left = {path.name for path in (tmp_path / "weights" / RUN).iterdir()} - {LOCK_NAME, ID_NAME}
     assert left == {"checkpoint_step_00000000.pth"}  # nothing of the diverged weights
     assert torch.load(checkpoint_file(tmp_path, 0), weights_only=True)["step"] == 0
 

@@ -137,7 +137,7 @@ def test_a_first_run_in_a_clone_leaves_the_shipped_files_alone(mnist_root, tiny_
     new = set(snapshot(clone)) - set(shipped)  # the run's files, all in its own folders
     assert {tuple(name.split("/")[1:2]) for name in new} == {(run.name,)}
     assert {f"weights/{run.name}/generator_final.pth", f"results/{run.name}/epoch_1_final.png",
-            f"logs/{run.name}/.train.lock"} <= new
+            f"logs/{run.name}/.run_id"} <= new
     assert result.stdout.splitlines()[-1].endswith(  # the run's own, from where it ran
         f"generate.py --weights=weights/{run.name}/generator_final.pth")
     evaluated = run_script("evaluate.py", "--weights", f"weights/{run.name}/generator_final.pth",
@@ -398,10 +398,14 @@ def test_what_resumes_of_a_finished_run_write(short_run, mnist_root, tiny_judge,
                                "past it; give a larger --n_epochs, or resume an earlier "
                                "checkpoint")
     assert snapshot(tmp_path) == before
-    # an earlier checkpoint, with new results and log folders: the old ones are not written
-    run_train(*resume_flags(mnist_root, tiny_judge, tmp_path), "--resume",
-              str(weights / "checkpoint_step_00000003.pth"), "--results_dir",
-              str(tmp_path / "elsewhere"), "--log_dir", str(tmp_path / "logs2"))
+    # an earlier checkpoint (a copy, by another name), with new results and log folders: the
+    # old ones are not written, and only the checkpoints after its step go
+    backup = shutil.copy(weights / "checkpoint_step_00000003.pth", weights / "backup.pth")
+    rewound = run_train(*resume_flags(mnist_root, tiny_judge, tmp_path), "--resume", str(backup),
+                        "--results_dir", str(tmp_path / "elsewhere"), "--log_dir",
+                        str(tmp_path / "logs2"))
+    assert [line for line in rewound.stdout.splitlines() if "removing" in line] == [
+        f"--resume: removing {weights / 'checkpoint_step_00000006.pth'}, after the resumed step 3"]
     assert csv_steps(tmp_path / "elsewhere" / RUN) == [4, 5, 6]
     assert logged_steps(tmp_path / "logs2" / RUN) == [4, 5, 6]
     assert {k: v for k, v in snapshot(tmp_path).items() if k.startswith(("results/", "logs/"))
@@ -411,10 +415,12 @@ def test_what_resumes_of_a_finished_run_write(short_run, mnist_root, tiny_judge,
     saved = torch.load(checkpoint, weights_only=True)
     saved["generator"] = {k: v[:1] if v.dim() else v for k, v in saved["generator"].items()}
     torch.save(saved, checkpoint)
-    resumed = run_train(*flags, "--resume", str(checkpoint), code=1)
+    config = (tmp_path / "results" / RUN / "config.json").read_text()
+    resumed = run_train(*flags, "--resume", str(checkpoint), "--n_epochs", "3", code=1)
     assert last_line(resumed).startswith(f"train.py: error: {checkpoint} does not fit this "
                                          "run's networks (RuntimeError: Error(s) in loading")
     assert "--resume" not in last_line(resumed)
+    assert (tmp_path / "results" / RUN / "config.json").read_text() == config  # as it trained
     for checkpoint in weights.glob("checkpoint_step_*.pth"):
         checkpoint.unlink()  # to free disk, say
     before = snapshot(tmp_path)
@@ -529,7 +535,7 @@ def test_a_tensorboard_folder_full_at_the_start_says_the_step_and_how_to_continu
 
 
 REFUSED = ("{} exists and is not this run's: a resumed run writes into folders that exist only "
-           "when its checkpoint is in {}/ and they hold a run's .train.lock; give the run's "
+           "when its checkpoint is in {}/ and they hold its .run_id; give the run's "
            "--weights_dir, --results_dir and --log_dir, or new ones")
 
 
@@ -548,6 +554,19 @@ def test_a_checkpoint_from_elsewhere_gets_new_folders_never_a_namesakes(
     assert csv_steps(tmp_path / "new" / "results" / RUN) == list(range(4, 10))
     assert snapshot(tmp_path / "elsewhere") == {  # read there, never written
         k.removeprefix("elsewhere/"): v for k, v in before.items() if k.startswith("elsewhere/")}
+    # linked into the run's weights folder, it is still from elsewhere
+    (weights / "linked.pth").symlink_to(checkpoint)
+    before = snapshot(tmp_path / "here")
+    linked = run_train(*flags, "--resume", str(weights / "linked.pth"), code=2)
+    assert last_line(linked) == "train.py: error: " + REFUSED.format(weights, weights)
+    # in place, but with the results of another run of the same name (in other roots)
+    results = tmp_path / "here" / "results" / RUN
+    (results / ".run_id").write_text("another run's")
+    namesake = run_train(*flags, "--resume", str(weights / "checkpoint_step_00000003.pth"),
+                         code=2)
+    assert last_line(namesake) == "train.py: error: " + REFUSED.format(results, weights)
+    assert snapshot(tmp_path / "here") == {**before, f"results/{RUN}/.run_id": hashlib.sha256(
+        b"another run's").hexdigest()}
 
 
 def test_a_resumed_run_writes_into_no_folder_that_no_run_made(

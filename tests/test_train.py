@@ -33,19 +33,21 @@ N_STEPS = 6  # SHORT_RUN: 2 epochs x 3 batches
 def test_every_promised_file_is_written_and_named(short_run):
     results, weights = short_run / "results" / RUN, short_run / "weights" / RUN
     assert {p.name for p in results.iterdir()} == {
-        ".train.lock",  # in each of the run's folders: the mark of a folder a run made
+        ".train.lock", ".run_id",  # in each of the run's folders: its lock, and its id
         "config.json", "training_data.csv", "training_data.json", "training_curves.png",
         "epoch_1_final.png", "epoch_2_final.png", "epoch_1_ema.png", "epoch_2_ema.png",
         "interpolation_epoch_1.png", "interpolation_epoch_2.png", "sample_step_2.png",
         "sample_step_4.png", "sample_step_6.png", "evaluation_history.csv",
         "training_progress.gif"}
+    assert (weights / ".run_id").read_text() == (results / ".run_id").read_text() == json.loads(
+        (results / "config.json").read_text())["run_id"]
     assert {p.name for p in weights.iterdir()} == {
         "checkpoint_step_00000000.pth",  # the start: a run is resumable from its first moment
         "checkpoint_step_00000003.pth", "checkpoint_step_00000006.pth",  # the epoch ends
         "generator_final.pth", "discriminator_final.pth", "generator_ema.pth",
         "generator_epoch_1.pth", "generator_epoch_2.pth",
         "discriminator_epoch_1.pth", "discriminator_epoch_2.pth", "generator_best.pth",
-        ".train.lock"}  # held while the run trains; the OS releases it when the process ends
+        ".train.lock", ".run_id"}
     with Image.open(results / "epoch_2_final.png") as grid:
         assert grid.size == (242, 242)  # 8 x 8 tiles of 28 pixels, 2-pixel borders
     with Image.open(results / "interpolation_epoch_2.png") as grid:
@@ -156,7 +158,7 @@ def test_a_resumed_run_is_the_unbroken_run(short_run, mnist_root, tiny_judge, tm
             assert_same_weights(weights / name, short_run / "weights" / RUN / name)
         assert logged_steps(tmp_path / "logs" / RUN) == list(range(1, N_STEPS + 1))  # each once
         for path in weights.iterdir():
-            if path.name not in ("checkpoint_step_00000000.pth", ".train.lock"):
+            if path.name not in ("checkpoint_step_00000000.pth", ".train.lock", ".run_id"):
                 path.unlink()
 
 

@@ -6,6 +6,7 @@ At ``--resume``, flags left out are the run's own, except the paths and the devi
 
 import argparse
 import dataclasses
+import secrets
 import time
 from pathlib import Path
 
@@ -16,11 +17,13 @@ from utils.cli import folder_name
 from utils.device import amp_supported, resolve_device
 from utils.errors import ArgumentError
 from utils.provenance import describe_code, describe_machine
-from utils.run import COMMAND_LINE_ONLY, Run
+from utils.run import Run
 
 # Flags that change what is computed: at --resume they must match the run's.
 FIXED_AT_RESUME = ("nz", "ngf", "ndf", "batch_size", "lr", "beta1", "seed", "limit_batches",
                    "amp", "ema_decay")
+# A resumed run takes these from the command line, never from its checkpoint.
+COMMAND_LINE_ONLY = ("data_dir", "judge", "weights_dir", "results_dir", "log_dir", "device")
 NOT_INHERITED = ("resume", "debug", "run_name", *COMMAND_LINE_ONLY)
 
 
@@ -34,7 +37,7 @@ def open_run(flags: dict, given: set[str], command: str) -> "Run | None":
     if found is None:
         name = flags["run_name"] or time.strftime("%Y%m%d-%H%M%S")  # the start time
         config = make_config({**flags, "run_name": name}, given)
-        record = {"command": command, "code": describe_code(),
+        record = {"command": command, "run_id": secrets.token_hex(8), "code": describe_code(),
                   "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                   "machine": describe_machine(torch.device(config.device))}
         return Run(config, record, given)
@@ -61,6 +64,7 @@ def open_run(flags: dict, given: set[str], command: str) -> "Run | None":
     print(f"resuming run {config.run_name} from {path}: {done[0]} epochs and {done[1]} "
           f"batches done (step {checkpoint['step']})")
     record = {k: v for k, v in checkpoint["config"].items() if k not in flags}  # provenance
+    record.setdefault("run_id", secrets.token_hex(8))  # of an earlier version: new folders
     return Run(config, record, given, path, checkpoint)
 
 

@@ -30,9 +30,7 @@ from utils.errors import ArgumentError, UserError
 from utils.files import atomic_path
 from utils.interrupt import GracefulStop, say
 
-# A resumed run takes these from the command line, never from its checkpoint (see resume_hint).
-COMMAND_LINE_ONLY = ("data_dir", "judge", "weights_dir", "results_dir", "log_dir", "device")
-LOCK_NAME = ".train.lock"
+LOCK_NAME, ID_NAME = ".train.lock", ".run_id"  # in each of a run's folders
 
 
 class Stopped(BaseException):
@@ -74,7 +72,6 @@ class Run:
         self.stop.__enter__()
         try:
             self.claim()
-            self.write_config()
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -100,7 +97,7 @@ class Run:
                     raise ArgumentError(
                         f"{error.filename} exists and is not this run's: a resumed run writes "
                         f"into folders that exist only when its checkpoint is in {self.weights}/ "
-                        f"and they hold a run's {LOCK_NAME}; give the run's --weights_dir, "
+                        f"and they hold its {ID_NAME}; give the run's --weights_dir, "
                         "--results_dir and --log_dir, or new ones") from None
                 if "run_name" in self.given:
                     more = (", or add --resume auto to continue that run"
@@ -110,24 +107,26 @@ class Run:
         raise ArgumentError(f"--run_name {base}: every suffix up to -999 is taken")
 
     def take_folders(self) -> None:
-        """Make the run's folders, or take those a run made at a resume in place; lock each.
+        """Make the run's folders, or at a resume in place take those holding its id; lock each.
 
-        A run leaves its lock file in each of its folders (the OS frees the lock when the
-        process ends, however it ends). Any other folder that exists is not the run's
-        (``FileExistsError``): another run's, a copy's, a user's or the shipped ones.
+        A run marks each of its folders with its id (``ID_NAME``), and locks each with a lock
+        file that the OS frees when the process ends, however it ends. Any other folder that
+        exists is not the run's (``FileExistsError``): another run's, a copy's, a user's or
+        the shipped ones.
         """
-        in_place = self.path is not None and self.path.parent.resolve() == self.weights.resolve()
+        in_place = self.path is not None and self.path.resolve().parent == self.weights.resolve()
         for folder in self.folders():
             new = [path for path in (folder, *folder.parents) if not path.exists()]
             try:
                 folder.mkdir(parents=True)
                 self.made += reversed(new)  # the outermost first
+                (folder / ID_NAME).write_text(self.record["run_id"])
             except FileExistsError as error:
                 if Path(error.filename) != folder:  # a root that is a link to nothing, say
                     raise ArgumentError(f"cannot make {folder} ({error.filename} is in the way); "
                                         "give other --weights_dir, --results_dir or --log_dir"
                                         ) from None
-                if not (in_place and (folder / LOCK_NAME).is_file()):
+                if not (in_place and self.holds_id(folder)):
                     raise
             except OSError as error:
                 raise ArgumentError(f"cannot make {folder} ({error.strerror}); give writable "
@@ -140,14 +139,19 @@ class Run:
                                 "train.py; wait for it to end, or stop it first") from None
             self.locks.append(lock)
 
+    def holds_id(self, folder: Path) -> bool:
+        """Whether ``folder`` is marked as this run's."""
+        try:
+            return (folder / ID_NAME).read_text() == self.record["run_id"]
+        except (OSError, UnicodeDecodeError):
+            return False
+
     def release(self, keep: bool) -> None:
         """Free the run's locks; unless ``keep``, remove the folders this process made."""
         for lock in self.locks:
             lock.release()
-            with suppress(OSError):  # it marks a run's folder (filelock removes it on Windows)
-                Path(lock.lock_file).touch()
         for folder in [] if keep else reversed(self.made):
-            for name in (LOCK_NAME, "config.json"):
+            for name in (LOCK_NAME, ID_NAME):
                 (folder / name).unlink(missing_ok=True)
             with suppress(OSError):
                 folder.rmdir()
@@ -174,12 +178,15 @@ class Run:
         return False
 
     def resume_hint(self) -> str:
-        """The command that continues the run; --flag=value, as a value may begin with -."""
+        """The command that continues the run: its last checkpoint and the flags given."""
         if self.last_checkpoint is None:
             return "no checkpoint was written"
+        flags = [key for key in dataclasses.asdict(self.config)
+                 if key in self.given and key not in ("resume", "run_name")]
         command = ["python", in_repository("train.py"), f"--resume={self.last_checkpoint}",
-                   *(f"--{key}={getattr(self.config, key)}" for key in COMMAND_LINE_ONLY
-                     if key in self.given)]
+                   *(f"--{key}" if getattr(self.config, key) is True  # a switch
+                     else f"--{key}={getattr(self.config, key)}"  # a value may begin with -
+                     for key in flags)]
         return (f"the last checkpoint, {self.last_checkpoint}, is intact; to continue: "
                 f"{shlex.join(command)}")
 
@@ -218,7 +225,7 @@ class Run:
             raise CheckpointError(f"{self.path} does not fit this run's networks "
                                   f"({describe(error)})") from None
         for later in self.weights.glob(CHECKPOINT_GLOB):
-            if later.name > self.path.name:
+            if later.name > f"checkpoint_step_{self.step:08d}.pth":
                 print(f"--resume: removing {later}, after the resumed step {self.step}")
                 later.unlink()
         self.last_checkpoint = self.path
@@ -268,6 +275,7 @@ class Run:
         for old in sorted(self.weights.glob(CHECKPOINT_GLOB))[:-self.config.keep_checkpoints]:
             old.unlink()
         self.last_checkpoint = path
+        self.write_config()  # as the run's last checkpoint has it
         if self.stop.signum is not None and self.epochs_done < self.config.n_epochs:
             raise Stopped
 
