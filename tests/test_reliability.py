@@ -287,8 +287,6 @@ def damaged_mnist(damage: Callable[[Path], object]) -> Callable[[Where], str]:
 BAD_INPUTS = [  # (id, arguments, exit status, text the one-line message must hold)
     ("batch_size 0", ["--batch_size", "0"], 2,
      "argument --batch_size: expected an integer in [1, 2**31), got '0'"),
-    ("n_epochs abc", ["--n_epochs", "abc"], 2,
-     "argument --n_epochs: expected an integer in [1, 2**31), got 'abc'"),
     ("lr nan", ["--lr", "nan"], 2, "argument --lr: expected a positive number, got 'nan'"),
     ("beta1 1", ["--beta1", "1"], 2, "argument --beta1: expected a number in [0, 1), got '1'"),
     ("run_name ../x", ["--run_name", "../x"], 2,
@@ -299,8 +297,6 @@ BAD_INPUTS = [  # (id, arguments, exit status, text the one-line message must ho
     ("unknown flag", ["--epochs", "5"], 2, "unrecognized arguments: --epochs 5"),
     ("results_dir under a file", ["--results_dir", not_a_folder], 2,
      "(Not a directory); give writable --weights_dir, --results_dir and --log_dir"),
-    ("weights_dir under a file", ["--weights_dir", not_a_folder], 2,
-     "/file/sub/2"),  # then the default name, the start time: the path that cannot be made
     ("judge with a terminal escape", ["--judge", "\x1b]0;title\x07.pth"], 2,
      "argument --judge: expected a path of printable characters, got '\\x1b]0;title\\x07.pth'"),
     ("weights_dir a link to nothing", ["--weights_dir", dangling_link, "--run_name", "x"], 2,
@@ -329,13 +325,8 @@ BAD_INPUTS = [  # (id, arguments, exit status, text the one-line message must ho
     ("resume in the current folder", ["--resume", checkpoint_in(".")], 2,
      "a run's name is its checkpoint's folder's, and '' is not one --run_name accepts; move "
      "the checkpoint into a folder of its own, named as the run"),
-    ("resume in 'a b'", ["--resume", checkpoint_in("a b")], 2,
-     "--resume a b/checkpoint_step_00000008.pth: a run's name is its checkpoint's folder's, and "
-     "'a b' is not one --run_name accepts"),
     ("resume other nz", ["--resume", checkpoint_in(f"copy/{RUN}"), "--nz", "50"], 2,
      "--nz 50 differs from the resumed run's 100; leave --nz out"),
-    ("resume other batch", ["--resume", checkpoint_in(f"copy/{RUN}"), "--batch_size", "8"], 2,
-     "--batch_size 8 differs from the resumed run's 16"),
     ("IDX not an IDX file", ["--data_dir", damaged_mnist(lambda raw: (
         raw / "train-images-idx3-ubyte").write_bytes(b"GIF89a" + bytes(5000)))], 1,
      "train-images-idx3-ubyte (5006 bytes) is truncated, corrupt or not an MNIST IDX file"),

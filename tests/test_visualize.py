@@ -1,16 +1,11 @@
 """Image grids and latent interpolation."""
 
-
 import pytest
 import torch
 from PIL import Image
 
 from models import Generator
-from utils.visualize import (
-    save_interpolation_grid,
-    save_progress_gif,
-    slerp,
-)
+from utils.visualize import save_interpolation_grid, save_progress_gif, slerp
 
 
 def test_slerp_runs_between_the_endpoints_on_the_sphere():
