@@ -186,9 +186,7 @@ def train(run: Run) -> None:
                 "average": average and average.state_dict(), "fixed_noise": fixed_noise,
                 "endpoints": endpoints, "best_fid": best_fid}
 
-    if run.checkpoint is None:
-        run.save(state())  # step 0: a run can be resumed from its first moment
-    else:
+    if run.checkpoint is not None:
         with run.restoring() as saved:  # everything as the checkpoint left it
             netG.load_state_dict(saved["generator"])
             netD.load_state_dict(saved["discriminator"])
@@ -199,6 +197,7 @@ def train(run: Run) -> None:
             fixed_noise.copy_(saved["fixed_noise"])
             endpoints.copy_(saved["endpoints"])
             best_fid = saved["best_fid"]
+    run.save(state())  # resumable from its first moment, from a checkpoint in its own folder
     reference = None  # what evaluations compare with: the test set through the judge
     if judge is not None and config.eval_interval:
         reference = make_reference(judge, *load_mnist(config.data_dir, train=False), images)

@@ -200,7 +200,7 @@ def test_second_interrupt_exits_at_once(long_run, tmp_path):
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130
-    assert "SIGINT again: exiting now; the last checkpoint is intact" in stderr
+    assert "SIGINT again: exiting now; files are written whole or not at all" in stderr
     assert "stopped after step" not in stderr  # no checkpoint of the batch in flight
     assert_every_file_complete(tmp_path)
 
@@ -322,9 +322,10 @@ BAD_INPUTS = [  # (id, arguments, exit status, text the one-line message must ho
     ("resume odd position", ["--resume", written("odd.pth", lambda at: saved(
         {**torch.load(checkpoint_file(at.run, 8), weights_only=True), "step": "8"}))], 1,
      "odd.pth is a checkpoint of train.py without a readable position or configuration"),
-    ("resume in the current folder", ["--resume", checkpoint_in(".")], 2,
-     "a run's name is its checkpoint's folder's, and '' is not one --run_name accepts; move "
-     "the checkpoint into a folder of its own, named as the run"),
+    ("resume in 'a b'", ["--resume", checkpoint_in("a b")], 2,
+     "--resume a b/checkpoint_step_00000008.pth: a run's name is its checkpoint's folder's, and "
+     "'a b' is not one --run_name accepts; move the checkpoint into a folder of its own, named "
+     "as the run"),
     ("resume other nz", ["--resume", checkpoint_in(f"copy/{RUN}"), "--nz", "50"], 2,
      "--nz 50 differs from the resumed run's 100; leave --nz out"),
     ("IDX not an IDX file", ["--data_dir", damaged_mnist(lambda raw: (

@@ -4,6 +4,7 @@ import errno
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import stat
@@ -400,7 +401,8 @@ def test_what_resumes_of_a_finished_run_write(short_run, mnist_root, tiny_judge,
     assert snapshot(tmp_path) == before
     # an earlier checkpoint (a copy, by another name), with new results and log folders: the
     # old ones are not written, and only the checkpoints after its step go
-    backup = shutil.copy(weights / "checkpoint_step_00000003.pth", weights / "backup.pth")
+    backup = shutil.copy(weights / "checkpoint_step_00000003.pth",
+                         weights / "checkpoint_step_00000003_kept.pth")  # not one of the run's
     rewound = run_train(*resume_flags(mnist_root, tiny_judge, tmp_path), "--resume", str(backup),
                         "--results_dir", str(tmp_path / "elsewhere"), "--log_dir",
                         str(tmp_path / "logs2"))
@@ -540,7 +542,7 @@ REFUSED = ("{} exists and is not this run's: a resumed run writes into folders t
 
 
 def test_a_checkpoint_from_elsewhere_gets_new_folders_never_a_namesakes(
-        short_run, mnist_root, tiny_judge, tmp_path):
+        short_run, mnist_root, tiny_judge, tmp_path, monkeypatch):
     shutil.copytree(short_run, tmp_path / "here")  # a finished run named RUN, here
     copy = shutil.copytree(short_run / "weights" / RUN, tmp_path / "elsewhere" / RUN)
     checkpoint = copy / "checkpoint_step_00000003.pth"  # of another clone, also named RUN
@@ -550,7 +552,14 @@ def test_a_checkpoint_from_elsewhere_gets_new_folders_never_a_namesakes(
     weights = tmp_path / "here" / "weights" / RUN
     assert last_line(refused) == "train.py: error: " + REFUSED.format(weights, weights)
     assert snapshot(tmp_path) == before  # no final weights replaced, no CSV rewound
-    run_train(*flags, "--resume", str(checkpoint), *roots(tmp_path / "new"))
+    # new folders, which hold the checkpoint from the resume's start: it continues there
+    new = [*flags, "--resume", str(checkpoint), *roots(tmp_path / "new")]
+    monkeypatch.setattr("utils.recorder.SummaryWriter", full_disk)  # fails once started
+    failed = run_train(*new, code=1)
+    started = tmp_path / "new" / "weights" / RUN / "checkpoint_step_00000003.pth"
+    assert last_line(failed).endswith("; stopped at step 3; " + resume_hint(started, new))
+    monkeypatch.undo()
+    run_train(*shlex.split(last_line(failed).split("to continue: ")[1])[2:])
     assert csv_steps(tmp_path / "new" / "results" / RUN) == list(range(4, 10))
     assert snapshot(tmp_path / "elsewhere") == {  # read there, never written
         k.removeprefix("elsewhere/"): v for k, v in before.items() if k.startswith("elsewhere/")}
@@ -598,9 +607,14 @@ def test_a_resumed_run_writes_into_no_folder_that_no_run_made(
 
 def test_roots_that_are_one_folder_through_a_link_hold_one_run(mnist_root, tmp_path):
     (tmp_path / "link").symlink_to(tmp_path)  # the results root: the others', through a link
-    run_train(*quick_flags(mnist_root, tmp_path), "--n_epochs", "1", "--limit_batches", "2",
-              "--weights_dir", str(tmp_path), "--log_dir", str(tmp_path), "--results_dir",
-              str(tmp_path / "link"), "--run_name", RUN)
+    flags = [*quick_flags(mnist_root, tmp_path), "--weights_dir", str(tmp_path), "--log_dir",
+             str(tmp_path), "--results_dir", str(tmp_path / "link")]
+    run_train(*flags, "--n_epochs", "1", "--limit_batches", "2", "--run_name", RUN)
     files = os.listdir(tmp_path / RUN)
     assert {"generator_final.pth", "training_data.csv", "config.json"} <= set(files)
     assert len([name for name in files if name.startswith("events.out.tfevents.")]) == 1
+    (tmp_path / "alias").symlink_to(tmp_path / RUN)  # the run's folder through a link
+    resumed = run_train(*flags, "--resume", str(tmp_path / "alias"), "--n_epochs", "2")
+    assert f"resuming run {RUN} from {tmp_path / 'alias' / 'checkpoint_step_00000002.pth'}" in (
+        resumed.stdout)  # the run of the folder it is in
+    assert csv_steps(tmp_path / RUN) == [1, 2, 3, 4]

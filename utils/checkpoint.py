@@ -6,6 +6,7 @@ is refused, not trained on), then ``torch.load(weights_only=True)``, which runs 
 """
 
 import pickle
+import re
 import zipfile
 from pathlib import Path
 
@@ -84,13 +85,20 @@ def load_checkpoint(path: str | Path) -> dict:
     return checkpoint
 
 
+def checkpoint_steps(run_dir: str | Path) -> dict[int, Path]:
+    """A run's checkpoints, ``checkpoint_step_<step>.pth``, by step, the earliest first."""
+    found = {int(match[1]): path for path in Path(run_dir).glob(CHECKPOINT_GLOB)
+             if (match := re.fullmatch(r"checkpoint_step_(\d+)\.pth", path.name))}
+    return dict(sorted(found.items()))
+
+
 def newest_checkpoint(run_dir: str | Path) -> tuple[Path, dict]:
     """The newest readable checkpoint of a run's weights folder, and its contents.
 
     A damaged newest one is skipped, and said so: rotation keeps the older ones for this.
     """
     skipped = 0
-    for path in sorted(Path(run_dir).glob(CHECKPOINT_GLOB), reverse=True):
+    for path in reversed(checkpoint_steps(run_dir).values()):
         try:
             return path, load_checkpoint(path)
         except CheckpointError as error:

@@ -42,7 +42,7 @@ def open_run(flags: dict, given: set[str], command: str) -> "Run | None":
                   "machine": describe_machine(torch.device(config.device))}
         return Run(config, record, given)
     path, checkpoint = found
-    name = path.parent.name
+    name = path.resolve().parent.name  # the folder it is in, not a link's
     if not is_run_name(name):  # the run's folders take this name
         raise ArgumentError(f"--resume {path}: a run's name is its checkpoint's folder's, and "
                             f"{name!r} is not one --run_name accepts; move the checkpoint into "

@@ -33,7 +33,7 @@ class GracefulStop:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
         if self.signum is not None:
-            say(f"\n{name} again: exiting now; the last checkpoint is intact")
+            say(f"\n{name} again: exiting now; files are written whole or not at all")
             os._exit(128 + signum)
         self.signum = signum
         say(f"\n{name}: finishing this batch and writing a checkpoint (interrupt again to quit "

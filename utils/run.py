@@ -23,7 +23,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from utils.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_GLOB, CheckpointError, save_atomic
+from utils.checkpoint import CHECKPOINT_FORMAT, CheckpointError, checkpoint_steps, save_atomic
 from utils.cli import describe, in_repository
 from utils.device import is_out_of_memory
 from utils.errors import ArgumentError, UserError
@@ -101,7 +101,7 @@ class Run:
                         "--results_dir and --log_dir, or new ones") from None
                 if "run_name" in self.given:
                     more = (", or add --resume auto to continue that run"
-                            if any(self.weights.glob(CHECKPOINT_GLOB)) else "")
+                            if checkpoint_steps(self.weights) else "")
                     raise ArgumentError(f"--run_name {name}: {error.filename} exists; choose "
                                         f"another --run_name{more}") from None
         raise ArgumentError(f"--run_name {base}: every suffix up to -999 is taken")
@@ -224,8 +224,8 @@ class Run:
         except (KeyError, RuntimeError, TypeError, ValueError) as error:
             raise CheckpointError(f"{self.path} does not fit this run's networks "
                                   f"({describe(error)})") from None
-        for later in self.weights.glob(CHECKPOINT_GLOB):
-            if later.name > f"checkpoint_step_{self.step:08d}.pth":
+        for step, later in checkpoint_steps(self.weights).items():
+            if step > self.step:
                 print(f"--resume: removing {later}, after the resumed step {self.step}")
                 later.unlink()
         self.last_checkpoint = self.path
@@ -272,7 +272,7 @@ class Run:
                      "batch": self.batch, "step": self.step, "rng": rng,
                      "epoch_start_rng": self.epoch_start_rng, "config": self.config_record()},
                     path)
-        for old in sorted(self.weights.glob(CHECKPOINT_GLOB))[:-self.config.keep_checkpoints]:
+        for old in list(checkpoint_steps(self.weights).values())[:-self.config.keep_checkpoints]:
             old.unlink()
         self.last_checkpoint = path
         self.write_config()  # as the run's last checkpoint has it
